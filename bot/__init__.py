@@ -1,0 +1,1 @@
+"""The bot: conversation engine, graders, chat adapters, settings, HTTP app, CLI and composition root."""

@@ -1,0 +1,1 @@
+"""Content: pack, roster and activity schemas, their readers with precise errors, and the loaders."""

@@ -1,0 +1,1 @@
+"""Insights: rep metrics, outcome KPIs, training-outcome linkage, digests, leaderboard and exports."""

@@ -1,0 +1,1 @@
+"""Scheduler: the memory model, session planner, delivery outbox and dispatcher, nudges and digest timing."""
