@@ -182,13 +182,21 @@ def pack_load(
     dry_run: DryRun = False,
 ) -> None:
     """Validate, then upsert every pack in one transaction; print items added, changed and retired."""
-    from content.loading import load_packs
+    from content.loading import load_validated_packs, validate_pack_files
 
     state = _state(ctx)
+    valid, problems = validate_pack_files(files)
+    errors = [p for p in problems if not p.warning]
+    if errors:
+        _print_problems(problems)
+        _fail(f"{len(errors)} problem(s) found; nothing was written.")
     with _reported_errors():
         engine = _ready_engine(state)
-        with _progress(0, "loading") as progress:
-            batch = load_packs(engine, files, actor=_actor(), dry_run=dry_run, progress=progress)
+        total = sum(len(pack.spec.items) for pack in valid)
+        with _progress(total, "loading items") as progress:
+            batch = load_validated_packs(
+                engine, valid, actor=_actor(), dry_run=dry_run, progress=progress, warnings=problems
+            )
     _print_problems(batch.warnings)
     for report in batch.packs:
         typer.echo(_describe_pack(report))
@@ -276,17 +284,22 @@ def activities_import(
     dry_run: DryRun = False,
 ) -> None:
     """Import activities: all rows or none; each bad row is named with its line and column."""
-    from content.loading import import_activities
+    from content.loading import import_activity_rows, read_activity_file
 
     state = _state(ctx)
     with _reported_errors():
-        report = import_activities(
-            _ready_engine(state),
-            file,
-            actor=_actor(),
-            default_timezone=state.settings.timezone,
-            dry_run=dry_run,
-        )
+        rows = read_activity_file(file)
+        engine = _ready_engine(state)
+        with _progress(len(rows), "storing rows") as progress:
+            report = import_activity_rows(
+                engine,
+                rows,
+                file=str(file),
+                actor=_actor(),
+                default_timezone=state.settings.timezone,
+                dry_run=dry_run,
+                progress=progress,
+            )
     total = report.added + report.updated + report.unchanged
     typer.echo(f"{total} rows: {report.added} added, {report.updated} updated, {report.unchanged} unchanged")
     if report.follow_ups:

@@ -65,6 +65,21 @@ def load_packs(
     valid, problems = validate_pack_files(paths)
     if any(not p.warning for p in problems):
         raise ContentError(problems)
+    return load_validated_packs(
+        engine, valid, actor=actor, dry_run=dry_run, progress=progress, warnings=problems
+    )
+
+
+def load_validated_packs(
+    engine: Engine,
+    valid: Sequence[pack_files.ValidatedPack],
+    *,
+    actor: str,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    warnings: Sequence[Problem] = (),
+) -> PackBatchReport:
+    """Upsert packs that :func:`validate_pack_files` accepted, all in one transaction."""
     reports = []
     with write_session(engine, dry_run=dry_run) as session:
         for pack in valid:
@@ -84,7 +99,7 @@ def load_packs(
                     },
                 )
             reports.append(report)
-    return PackBatchReport(packs=reports, warnings=problems)
+    return PackBatchReport(packs=reports, warnings=list(warnings))
 
 
 @dataclass
@@ -130,8 +145,28 @@ def import_activities(
     now: datetime | None = None,
 ) -> ActivityReport:
     """All rows or none: every bad row is reported, and nothing is stored unless every row is good."""
-    data = read_limited(path, limit=MAX_CSV_BYTES)
-    rows = activity_files.read_activity_csv(data, file=str(path))
+    rows = read_activity_file(path)
+    return import_activity_rows(
+        engine, rows, file=str(path), actor=actor, default_timezone=default_timezone, dry_run=dry_run, now=now
+    )
+
+
+def read_activity_file(path: Path) -> list[tuple[int, dict[str, str]]]:
+    return activity_files.read_activity_csv(read_limited(path, limit=MAX_CSV_BYTES), file=str(path))
+
+
+def import_activity_rows(
+    engine: Engine,
+    rows: list[tuple[int, dict[str, str]]],
+    *,
+    file: str,
+    actor: str,
+    default_timezone: str,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    progress: Progress | None = None,
+) -> ActivityReport:
+    """Validate ``(line, row)`` pairs against the roster and the packs, then store them in one transaction."""
     with write_session(engine, dry_run=dry_run) as session:
         people = {
             email: activity_files.KnownPerson(id=person.id, timezone=person.timezone)
@@ -140,20 +175,20 @@ def import_activities(
         }
         imports = activity_files.parse_activity_rows(
             rows,
-            file=str(path),
+            file=file,
             people=people,
             activity_types=active_activity_types(session),
             default_timezone=default_timezone,
             now=now or datetime.now(UTC),
         )
-        report = upsert_activities(session, rows=imports, source=ActivitySource.CSV)
+        report = upsert_activities(session, rows=imports, source=ActivitySource.CSV, on_row=progress)
         if report.changed_anything:
             record_audit(
                 session,
                 actor=actor,
                 action="activities.import",
                 details={
-                    "file": str(path),
+                    "file": file,
                     "added": report.added,
                     "updated": report.updated,
                     "rows": len(imports),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -42,7 +42,13 @@ class ActivityReport:
 _COMPARED = ("person_id", "type_key", "occurred_at", "count", "value", "account", "note", "follow_up_on")
 
 
-def upsert_activities(session: Session, *, rows: Sequence[ActivityImport], source: str) -> ActivityReport:
+def upsert_activities(
+    session: Session,
+    *,
+    rows: Sequence[ActivityImport],
+    source: str,
+    on_row: Callable[[str], None] | None = None,
+) -> ActivityReport:
     """Store ``rows``; a key seen before updates that activity (a CRM correction) or changes nothing."""
     report = ActivityReport()
     keys = [row.external_key for row in rows]
@@ -52,6 +58,8 @@ def upsert_activities(session: Session, *, rows: Sequence[ActivityImport], sourc
         query = select(Activity).where(Activity.source == source, col(Activity.external_key).in_(chunk))
         existing.update((a.external_key, a) for a in session.exec(query))
     for row in rows:
+        if on_row is not None:
+            on_row(row.external_key)
         report.types[row.type_key] = report.types.get(row.type_key, 0) + row.count
         if row.follow_up_on is not None:
             report.follow_ups += 1
