@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
-from storage.models import Activity
+from storage.models import Activity, utcnow
 
 _CHUNK = 500
 
@@ -57,6 +59,8 @@ def upsert_activities(
         chunk = keys[start : start + _CHUNK]
         query = select(Activity).where(Activity.source == source, col(Activity.external_key).in_(chunk))
         existing.update((a.external_key, a) for a in session.exec(query))
+    fresh: dict[str, dict[str, Any]] = {}
+    now = utcnow()
     for row in rows:
         if on_row is not None:
             on_row(row.external_key)
@@ -65,11 +69,13 @@ def upsert_activities(
             report.follow_ups += 1
         stored = existing.get(row.external_key)
         if stored is None:
-            activity = Activity(
-                source=source, **{name: getattr(row, name) for name in (*_COMPARED, "external_key")}
-            )
-            session.add(activity)
-            existing[row.external_key] = activity
+            if row.external_key in fresh:
+                raise ValueError(f"external key {row.external_key!r} given twice")
+            fresh[row.external_key] = {
+                "source": source,
+                "created_at": now,
+                **{name: getattr(row, name) for name in (*_COMPARED, "external_key")},
+            }
             report.added += 1
             continue
         dirty = False
@@ -82,4 +88,7 @@ def upsert_activities(
             report.updated += 1
         else:
             report.unchanged += 1
+    if fresh:
+        # One multi-row INSERT: an import of thousands of rows must not cost thousands of ORM flushes.
+        session.execute(insert(Activity), list(fresh.values()))
     return report
