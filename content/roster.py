@@ -9,7 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from content.fields import WEEKDAYS, ClockTime, Email, TimeZoneName, Weekday, WeekdayList
 from content.files import read_limited
@@ -49,11 +57,12 @@ class ScheduleSpec(_Spec):
     per_day: int | None = Field(default=None, ge=1, le=20)
     working_hours: tuple[ClockTime, ClockTime] | None = None
 
-    @model_validator(mode="after")
-    def _hours_in_order(self) -> ScheduleSpec:
-        if self.working_hours is not None and self.working_hours[0] >= self.working_hours[1]:
+    @field_validator("working_hours")
+    @classmethod
+    def _hours_in_order(cls, value: tuple[str, str] | None) -> tuple[str, str] | None:
+        if value is not None and value[0] >= value[1]:
             raise ValueError("working_hours must start before they end")
-        return self
+        return value
 
 
 class DigestSpec(_Spec):
@@ -79,17 +88,18 @@ class PersonSpec(_Spec):
     email: Email
     name: Name
     role: Role
-    team: Key | None = None
+    team: Key | None = Field(default=None, validate_default=True)
     timezone: TimeZoneName | None = None
     slack: SlackSpec | None = None
     telegram: int | None = Field(default=None, gt=0)
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
 
-    @model_validator(mode="after")
-    def _reps_need_a_team(self) -> PersonSpec:
-        if self.role == Role.REP and self.team is None:
+    @field_validator("team")
+    @classmethod
+    def _reps_need_a_team(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("role") == Role.REP:
             raise ValueError("a rep needs a team")
-        return self
+        return value
 
 
 class RosterSpec(_Spec):
@@ -198,6 +208,7 @@ def parse_roster_csv(data: bytes, *, file: str) -> ValidatedRoster:
     problems: list[Problem] = []
     people: list[PersonSpec] = []
     seen: dict[str, int] = {}
+    seen_ids: dict[tuple[str, str], tuple[str, int]] = {}
     for line, row in rows:
         raw: dict[str, Any] = {"email": row.get("email"), "name": row.get("name"), "role": row.get("role")}
         for column in ("team", "timezone"):
@@ -219,19 +230,38 @@ def parse_roster_csv(data: bytes, *, file: str) -> ValidatedRoster:
         except ValidationError as exc:
             for detail in exc.errors(include_url=False, include_input=False):
                 column = _csv_column(detail["loc"])
-                problems.append(Problem(file, line, 0, f"column {column}: {detail['msg']}"))
+                message = str(detail["msg"]).removeprefix("Value error, ")
+                problems.append(Problem(file, line, 0, f"column {column}: {message}"))
             continue
         if person.email in seen:
             problems.append(
                 Problem(
-                    file, line, 0, f"duplicate person {person.email} (first on line {seen[person.email]})"
+                    file,
+                    line,
+                    0,
+                    f"column email: duplicate person {person.email} (first on line {seen[person.email]})",
                 )
             )
         seen[person.email] = line
+        for column, identity in _platform_ids(person):
+            if identity in seen_ids:
+                owner, first = seen_ids[identity]
+                message = f"column {column}: {identity[0]} id {identity[1]} is already given to {owner}"
+                problems.append(Problem(file, line, 0, f"{message} (line {first})"))
+            seen_ids[identity] = (person.email, line)
         people.append(person)
     if problems:
         raise ContentError(problems)
     return ValidatedRoster(spec=RosterSpec(teams=[], people=people), file=file, from_csv=True)
+
+
+def _platform_ids(person: PersonSpec) -> list[tuple[str, tuple[str, str]]]:
+    ids = []
+    if person.slack is not None:
+        ids.append(("slack_team/slack_user", ("slack", f"{person.slack.team}/{person.slack.user}")))
+    if person.telegram is not None:
+        ids.append(("telegram_user", ("telegram", str(person.telegram))))
+    return ids
 
 
 def _csv_column(loc: tuple[str | int, ...]) -> str:

@@ -41,7 +41,8 @@ def problems_from_validation(
             at = (*path, "type") if isinstance(node, dict) and "type" in node else path
             problems.append(located.problem(at, f"{_dotted(path)}type must be one of {expected}"))
         else:
-            problems.append(located.problem(path, f"{_dotted(path)}{detail['msg']}"))
+            message = str(detail["msg"]).removeprefix("Value error, ")
+            problems.append(located.problem(path, f"{_dotted(path)}{message}"))
     return problems
 
 

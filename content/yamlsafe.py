@@ -20,7 +20,7 @@ from content.problems import ContentError, Problem
 MAX_BYTES = 2 * 1024 * 1024
 MAX_ALIASES = 50
 MAX_DEPTH = 40
-MAX_NODES = 200_000
+MAX_NODES = 50_000
 
 Path = tuple[str | int, ...]
 
@@ -30,6 +30,7 @@ _STANDARD_TAGS = {
     "tag:yaml.org,2002:float",
     "tag:yaml.org,2002:bool",
     "tag:yaml.org,2002:null",
+    "tag:yaml.org,2002:timestamp",
     "tag:yaml.org,2002:seq",
     "tag:yaml.org,2002:map",
 }
@@ -68,6 +69,7 @@ class _GuardedLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
         self._aliases = 0
+        self._nodes = 0
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         if self.check_event(yaml.AliasEvent):
@@ -75,6 +77,10 @@ class _GuardedLoader(yaml.SafeLoader):
             if self._aliases > MAX_ALIASES:
                 event = self.peek_event()  # type: ignore[no-untyped-call]
                 raise _Refused(f"more than {MAX_ALIASES} aliases (an alias bomb?)", event.start_mark)
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise _Refused(f"more than {MAX_NODES} values", event.start_mark)
         self._depth += 1
         if self._depth > MAX_DEPTH:
             event = self.peek_event()  # type: ignore[no-untyped-call]
@@ -94,7 +100,8 @@ class _Refused(Exception):
 
 def read_yaml(text: str | bytes, *, file: str) -> Located:
     """Parse one YAML document; raise :class:`ContentError` naming ``file:line:col`` on any problem."""
-    if len(text) > MAX_BYTES:
+    size = len(text) if isinstance(text, bytes) else len(text.encode("utf-8", errors="replace"))
+    if size > MAX_BYTES:
         raise ContentError([Problem(file, 1, 1, f"file is larger than {MAX_BYTES // (1024 * 1024)} MB")])
     if isinstance(text, bytes):
         raw = text
@@ -151,6 +158,8 @@ def _convert(
     if isinstance(node, ScalarNode):
         if node.tag == "tag:yaml.org,2002:int" and _SEXAGESIMAL.match(node.value):
             return node.value
+        if node.tag == "tag:yaml.org,2002:timestamp":
+            return node.value  # dates stay text; the schema decides how to read them
         try:
             return loader.construct_object(node, deep=False)
         except yaml.YAMLError as exc:
