@@ -12,9 +12,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from content.files import read_limited
+from content.grading import find_cue, strip_injections
 from content.problems import ContentError, Problem
 from content.validation import known_fields, problems_from_validation
-from content.yamlsafe import Located, read_yaml
+from content.yamlsafe import Located, Path, read_yaml
 from storage.packs import (
     ActivityTypeImport,
     BehaviorImport,
@@ -285,8 +286,30 @@ def _check_roleplay(located: Located, i: int, item: dict[str, Any]) -> list[Prob
             problems.append(
                 located.problem(("items", i, "rubric", j, "weight"), "weight must be greater than 0")
             )
-        if isinstance(point.get("cues"), list) and not point["cues"]:
+        cues = point.get("cues")
+        if isinstance(cues, list) and not cues:
             problems.append(located.problem(("items", i, "rubric", j, "cues"), "give at least one cue"))
+        if isinstance(cues, list) and cues:
+            problems.extend(
+                _check_examples(located, ("items", i, "rubric", j), point, [str(c) for c in cues])
+            )
+    return problems
+
+
+def _check_examples(located: Located, path: Path, point: dict[str, Any], cues: list[str]) -> list[Problem]:
+    """Each rubric example must grade as it claims with the offline grader, or the rubric misleads."""
+    examples = point.get("examples")
+    if not isinstance(examples, dict):
+        return []
+    problems = []
+    for kind, should_hit in (("hit", True), ("miss", False)):
+        for k, example in enumerate(_list(examples.get(kind))):
+            if not isinstance(example, str):
+                continue
+            hit = find_cue(strip_injections(example)[0], cues) is not None
+            if hit != should_hit:
+                verdict = "earns no point: no cue is stated" if should_hit else "earns the point"
+                problems.append(located.problem((*path, "examples", kind, k), f"{kind} example {verdict}"))
     return problems
 
 
