@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -21,6 +21,7 @@ from storage.errors import DatabaseUrlError
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 _BEGIN_OPTION = "coachbot_sqlite_begin"
+NO_TRANSACTION = "NONE"
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
@@ -62,9 +63,22 @@ def _sqlite_engine(url: str, *, echo: bool) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         mode = connection.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        if mode != NO_TRANSACTION:
+            connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def sqlite_pragma_outside_transaction(connection: Connection, pragma: str) -> list[Any]:
+    """Run a PRAGMA that SQLite ignores inside a transaction (``foreign_keys``), then commit."""
+    connection.execution_options(**{_BEGIN_OPTION: NO_TRANSACTION})
+    try:
+        result = connection.exec_driver_sql(f"PRAGMA {pragma}")
+        rows = list(result) if result.returns_rows else []
+        connection.commit()
+    finally:
+        connection.execution_options(**{_BEGIN_OPTION: "DEFERRED"})
+    return rows
 
 
 def is_sqlite(engine: Engine) -> bool:

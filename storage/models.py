@@ -242,6 +242,7 @@ class MemoryCard(SQLModel, table=True):
     state: dict[str, Any] = Field(sa_type=JSON, description="fsrs Card.to_json()")
     due_at: datetime
     last_review_at: datetime | None = None
+    last_rating: int | None = None
     reviews: int = 0
     lapses: int = 0
 
@@ -257,6 +258,7 @@ class Delivery(SQLModel, table=True):
     person_id: int = Field(foreign_key="person.id")
     item_id: int | None = Field(default=None, foreign_key="item.id")
     item_revision_id: int | None = Field(default=None, foreign_key="item_revision.id")
+    topic_id: int | None = Field(default=None, foreign_key="topic.id")
     kind: str = Field(max_length=16)
     local_session_date: date
     scheduled_at: datetime
@@ -297,11 +299,26 @@ class Attempt(SQLModel, table=True):
     response_ms: int
     time_spent_ms: int
     first_response_ms: int | None = None
+    after_miss: bool = Field(default=False, description="the rep's previous answer to this item was a miss")
+    points: int = 0
     grader: str = Field(max_length=32)
     grader_version: str = Field(max_length=64)
     feedback: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     compliance_flags: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class PersonProgress(SQLModel, table=True):
+    """Running points and streak, updated with each attempt so feedback never scans the history."""
+
+    __tablename__ = "person_progress"
+    person_id: int = Field(foreign_key="person.id", primary_key=True)
+    points_total: int = 0
+    week_key: str = Field(default="", max_length=8)
+    week_points: int = 0
+    streak_days: int = 0
+    best_streak: int = 0
+    last_answer_date: date | None = None
 
 
 class ProcessedUpdate(SQLModel, table=True):

@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
 
+from storage.db import sqlite_pragma_outside_transaction
 from storage.errors import StorageError
 
 # Any fixed 64-bit key; every coachbot process uses the same one for migrations.
@@ -41,8 +42,16 @@ def upgrade_database(engine: Engine) -> None:
                 connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
                 connection.commit()
         else:
-            command.upgrade(_alembic_config(connection), "head")
-            connection.commit()
+            # Batch migrations copy and drop tables, which foreign-key enforcement would refuse midway.
+            sqlite_pragma_outside_transaction(connection, "foreign_keys=OFF")
+            try:
+                command.upgrade(_alembic_config(connection), "head")
+                connection.commit()
+                broken = sqlite_pragma_outside_transaction(connection, "foreign_key_check")
+                if broken:
+                    raise StorageError(f"migration left {len(broken)} rows with broken foreign keys")
+            finally:
+                sqlite_pragma_outside_transaction(connection, "foreign_keys=ON")
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -254,3 +254,52 @@ def test_concurrent_upgrades_on_postgres_are_serialised(fresh_postgres_url: str)
     for engine in engines:
         assert current_revision(engine) == head_revision()
         engine.dispose()
+
+
+def test_upgrading_from_the_first_schema_keeps_existing_rows(tmp_path: os.PathLike[str]) -> None:
+    """0002 rebuilds tables referenced by others (batch mode on SQLite); data and foreign keys survive."""
+    from alembic import command
+
+    from storage.schema import _alembic_config
+
+    engine = make_engine(f"sqlite:///{tmp_path}/old.db")
+    t0 = {"t0": "2026-01-01 00:00:00"}
+    with engine.connect() as connection:
+        command.upgrade(_alembic_config(connection), "0001")
+        connection.commit()
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO person (id, email, name, role, active, reachable, created_at, updated_at)"
+                " VALUES (1, 'a@example.com', 'A', 'rep', 1, 1, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO delivery (id, person_id, kind, local_session_date, scheduled_at, status,"
+                " created_at) VALUES (7, 1, 'digest', '2026-01-01', :t0, 'sent', :t0)"
+            ),
+            t0,
+        )
+        connection.execute(
+            text(
+                "INSERT INTO team (id, key, name, digest_day, digest_time, session_time, workdays, per_day,"
+                " working_hours_start, working_hours_end, created_at, updated_at)"
+                " VALUES (3, 't', 'T', 0, '09:00', '09:30', 'mon', 3, '08:00', '18:00', :t0, :t0)"
+            ),
+            t0,
+        )
+        connection.execute(
+            text(
+                "INSERT INTO digest (team_id, iso_week, delivery_id, created_at)"
+                " VALUES (3, '2026-W01', 7, '2026-01-01 00:00:00')"
+            )
+        )
+    upgrade_database(engine)
+    assert current_revision(engine) == head_revision()
+    with read_session(engine) as session:
+        delivery = session.exec(select(Delivery)).one()
+    assert (delivery.id, delivery.topic_id, delivery.kind) == (7, None, "digest")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    engine.dispose()
