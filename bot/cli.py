@@ -345,6 +345,41 @@ def demo(
             typer.echo(line)
 
 
+@app.command("chat")
+def chat(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Option("--as", help="Be this roster person (their email).")],
+    item: Annotated[
+        str | None, typer.Option("--item", help="Start with this item, as PACK/ITEM (preview a question).")
+    ] = None,
+) -> None:
+    """Be a rep in the terminal: answer questions and role-plays, try every command (reads standard input)."""
+    import asyncio
+
+    from bot.chat import ChatError, run_console_chat
+    from bot.composition import build_grader, coach_config
+
+    state = _state(ctx)
+    with _reported_errors():
+        engine = _ready_engine(state)
+        try:
+            asyncio.run(
+                run_console_chat(
+                    engine=engine,
+                    email=email,
+                    item=item,
+                    stdin=sys.stdin,
+                    stdout=sys.stdout,
+                    grader=build_grader(state.settings),
+                    config=coach_config(state.settings),
+                )
+            )
+        except ChatError as exc:
+            _fail(str(exc))
+        except KeyboardInterrupt:
+            typer.echo("")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``coachbot`` script."""
     app(args=argv, prog_name="coachbot")

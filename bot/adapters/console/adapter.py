@@ -1,0 +1,67 @@
+"""The console adapter: numbered choices, free-text answers and commands, one line at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TextIO
+
+from bot.events import ChoiceEvent, InboundEvent, TextEvent
+from scheduler.messages import Choice, Message
+from scheduler.sender import Address
+
+PLATFORM = "console"
+
+
+def render(message: Message) -> str:
+    """Plain text: a terminal has no bold."""
+    return message.plain
+
+
+class ConsoleAdapter:
+    """Writes what the bot says to ``out`` and turns typed lines into events."""
+
+    platform = PLATFORM
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._sent = 0
+        self._open_choices: dict[str, Choice] = {}
+
+    def _write(self, text: str) -> None:
+        self._out.write(f"bot> {text.replace(chr(10), chr(10) + '     ')}\n")
+        self._out.flush()
+
+    async def send_message(self, to: Address, message: Message, choices: Sequence[Choice] = ()) -> str | None:
+        self._sent += 1
+        self._write(render(message))
+        if choices:
+            self._open_choices = {choice.label: choice for choice in choices}
+            self._out.write(f"     (reply {choices[0].label}-{choices[-1].label})\n")
+            self._out.flush()
+        return f"console:{self._sent}"
+
+    async def send_image(self, to: Address, image: bytes, caption: Message) -> str | None:
+        self._sent += 1
+        self._write(f"[image, {len(image)} bytes] {render(caption)}")
+        return f"console:{self._sent}"
+
+    async def update_message(self, to: Address, ref: str, message: Message) -> None:
+        """A terminal cannot edit what it printed; the answered question simply stops taking picks."""
+        self._open_choices = {}
+
+    def to_event(self, line: str, *, sender: Address, key: str, received_at: datetime) -> InboundEvent | None:
+        """A number picks an option of the last question shown; anything else is text for the engine."""
+        text = line.strip()
+        if not text:
+            return None
+        choice = self._open_choices.get(text)
+        if choice is not None:
+            return ChoiceEvent(
+                sender=sender,
+                key=key,
+                received_at=received_at,
+                delivery_id=choice.delivery_id,
+                option_index=choice.option_index,
+            )
+        return TextEvent(sender=sender, key=key, received_at=received_at, text=text)

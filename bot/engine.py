@@ -1,0 +1,695 @@
+"""The conversation engine: everything a rep can do in chat, on any platform.
+
+Adapters turn platform payloads into :mod:`bot.events` and deliver what the engine sends through the
+:class:`~bot.protocol.ChatAdapter` protocol. Storage runs in worker threads (:class:`StorageRunner`), and
+every answer is written once per idempotency key, with attempt, memory card, delivery and progress in one
+transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from fsrs import Rating, Scheduler
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from bot import replies
+from bot.commands import CommandError, parse_command, parse_log, parse_pause
+from bot.events import ChoiceEvent, CommandEvent, InboundEvent, TextEvent
+from bot.grading import RoleplayGrader, RoleplayTask
+from bot.protocol import ChatAdapter
+from content.fields import check_clock, check_timezone
+from insights.metrics import summarize, week_bounds, week_key
+from scheduler import memory
+from scheduler.messages import Choice, Message, bold, message
+from scheduler.selection import choose_next
+from scheduler.sender import Address
+from storage import learning
+from storage.activities import ActivityImport, upsert_activities
+from storage.audit import record_audit
+from storage.db import read_session, write_session
+from storage.models import ActivitySource, DeliveryKind, DeliveryStatus, Person, utcnow
+from storage.runner import StorageRunner
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEFAULT_WORKDAYS = "mon,tue,wed,thu,fri"
+WEEKDAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MCQ_POINTS = 10
+FAST_BONUS = 5
+EFFORT_POINTS = 1
+TIME_SPENT_CAP = 3
+_NUMBERED_ANSWER = re.compile(r"^\s*(\d{1,2})\s*[:.)\-]\s*(.+)$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class CoachConfig:
+    default_timezone: str = "UTC"
+    expire_after: timedelta = timedelta(days=3)
+
+
+class Coach:
+    """One engine per process; adapters call :meth:`handle` for each inbound event."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        runner: StorageRunner,
+        adapter: ChatAdapter,
+        grader: RoleplayGrader,
+        memory_model: Scheduler,
+        config: CoachConfig,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._engine = engine
+        self._runner = runner
+        self._adapter = adapter
+        self._grader = grader
+        self._memory = memory_model
+        self._config = config
+        self._clock = clock
+
+    # --- storage helpers ------------------------------------------------------------------------
+
+    async def _read(self, fn: Callable[[Session], T]) -> T:
+        def run() -> T:
+            with read_session(self._engine) as session:
+                return fn(session)
+
+        return await self._runner.run(run)
+
+    async def _write(self, fn: Callable[[Session], T]) -> T:
+        def run() -> T:
+            with write_session(self._engine) as session:
+                return fn(session)
+
+        return await self._runner.run(run)
+
+    async def _say(self, to: Address, text: Message, choices: Sequence[Choice] = ()) -> str | None:
+        return await self._adapter.send_message(to, text, choices)
+
+    # --- entry point ----------------------------------------------------------------------------
+
+    async def handle(self, event: InboundEvent) -> None:
+        """React to one inbound event. Unknown people get one short reply and nothing is written."""
+        sender = event.sender
+        person = await self._read(
+            lambda s: learning.person_for_identity(
+                s, platform=sender.platform, workspace=sender.workspace, user_id=sender.user_id
+            )
+        )
+        if person is None or not person.active:
+            log.info(
+                "refused %s event from an unknown or inactive %s user", type(event).__name__, sender.platform
+            )
+            await self._say(sender, replies.UNKNOWN_PERSON if person is None else replies.INACTIVE_PERSON)
+            return
+        if isinstance(event, ChoiceEvent):
+            await self._answer_choice(person, event)
+        elif isinstance(event, CommandEvent):
+            await self._command(person, event, event.name, event.args)
+        else:
+            command = parse_command(event.text)
+            if command is not None and event.reply_to_delivery is None:
+                await self._command(person, event, command.name, command.args)
+            else:
+                await self._answer_text(person, event)
+
+    # --- time -----------------------------------------------------------------------------------
+
+    def _timezone(self, person: Person) -> str:
+        return person.timezone or self._config.default_timezone
+
+    def _local_date(self, person: Person, at: datetime) -> date:
+        return at.astimezone(ZoneInfo(self._timezone(person))).date()
+
+    def _workdays(self, person: Person, team_workdays: str | None) -> set[int]:
+        keys = (person.workdays or team_workdays or DEFAULT_WORKDAYS).split(",")
+        return {WEEKDAY_KEYS.index(k) for k in keys if k in WEEKDAY_KEYS} or set(range(5))
+
+    def _previous_workday(self, day: date, workdays: set[int]) -> date:
+        probe = day - timedelta(days=1)
+        for _ in range(7):
+            if probe.weekday() in workdays:
+                return probe
+            probe -= timedelta(days=1)
+        return day - timedelta(days=1)
+
+    # --- questions ------------------------------------------------------------------------------
+
+    async def send_question(self, person: Person, context: learning.DeliveryContext) -> None:
+        """Send a question delivery and mark it sent with the platform's message reference."""
+        to = await self._address(person)
+        if to is None:
+            return
+        body = context.body
+        choices: list[Choice] = []
+        if body["type"] == "mcq":
+            choices = [Choice(str(i + 1), context.delivery_id, i) for i in range(len(body["options"]))]
+        ref = await self._say(to, replies.question_text(body), choices)
+        sent_at = self._clock()
+        await self._write(
+            lambda s: learning.mark_sent(s, delivery_id=context.delivery_id, message_ref=ref, sent_at=sent_at)
+        )
+
+    async def _address(self, person: Person) -> Address | None:
+        platform, person_id = self._adapter.platform, _id(person)
+        identity = await self._read(lambda s: learning.identity_of(s, person_id=person_id, platform=platform))
+        if identity is None:
+            return None
+        return Address(identity.platform, identity.workspace, identity.user_id, identity.dm_channel)
+
+    async def start_item(self, person: Person, pack_key: str, item_key: str) -> bool:
+        """Send one specific item now (an admin previewing a pack as a rep would see it)."""
+        now = self._clock()
+        local_date = self._local_date(person, now)
+        candidate = await self._read(
+            lambda s: learning.candidate_by_key(s, pack_key=pack_key, item_key=item_key)
+        )
+        if candidate is None:
+            return False
+        context = await self._write(lambda s: self._new_question(s, person, candidate, local_date, now))
+        if context is None:
+            return False
+        await self.send_question(person, context)
+        return True
+
+    def _new_question(
+        self, session: Session, person: Person, candidate: learning.Candidate, local_date: date, now: datetime
+    ) -> learning.DeliveryContext | None:
+        assert person.id is not None
+        delivery = learning.create_delivery(
+            session,
+            person_id=person.id,
+            kind=DeliveryKind.QUESTION,
+            local_date=local_date,
+            scheduled_at=now,
+            item_id=candidate.item_id,
+            revision_id=candidate.revision_id,
+            topic_id=candidate.topic_id,
+        )
+        assert delivery.id is not None
+        if delivery.status not in (DeliveryStatus.PENDING, DeliveryStatus.SENT):
+            return None
+        return learning.question_context(session, delivery_id=delivery.id)
+
+    async def _quiz(self, person: Person, args: str) -> None:
+        to = await self._address(person)
+        assert to is not None
+        now = self._clock()
+        local_date = self._local_date(person, now)
+        assert person.id is not None
+        person_id = person.id
+
+        def pick(session: Session) -> tuple[str, learning.DeliveryContext | None, list[str]]:
+            candidates = learning.practice_candidates(session, person_id=person_id, team_id=person.team_id)
+            if not candidates:
+                return "empty", None, []
+            topics = sorted({c.topic_key for c in candidates})
+            topic = None
+            if args:
+                wanted = args.strip().lower()
+                matches = [t for t in topics if t == wanted or t.startswith(wanted)]
+                if not matches:
+                    return "unknown-topic", None, topics
+                topic = matches[0]
+            open_now = learning.open_questions(
+                session, person_id=person_id, sent_after=now - self._config.expire_after, item_kind="mcq"
+            ) + learning.open_questions(
+                session, person_id=person_id, sent_after=now - self._config.expire_after, item_kind="roleplay"
+            )
+            for context in open_now:
+                if topic is None or context.topic_key == topic:
+                    return "resend", context, topics
+            today = learning.deliveries_on(
+                session, person_id=person_id, local_date=local_date, kind="question"
+            )
+            done = {d.item_id for d in today if d.item_id is not None}
+            kinds = {c.item_id: c.kind for c in candidates}
+            mcqs_today = sum(1 for item_id in done if kinds.get(item_id) == "mcq")
+            roleplays_today = len(done) - mcqs_today
+            prefer = "roleplay" if mcqs_today >= 2 * (roleplays_today + 1) else "mcq"
+            choice = choose_next(
+                candidates, now=now, exclude_item_ids=done, topic_key=topic, prefer_kind=prefer
+            )
+            if choice is None:
+                return "done", None, topics
+            return "new", self._new_question(session, person, choice, local_date, now), topics
+
+        outcome, context, topics = await self._write(pick)
+        if outcome == "empty":
+            await self._say(to, replies.NOTHING_TO_PRACTISE)
+        elif outcome == "unknown-topic":
+            await self._say(to, message("I don't know that topic. Topics: ", ", ".join(topics), "."))
+        elif outcome == "done" or context is None:
+            await self._say(to, replies.NO_MORE_TODAY)
+        elif outcome == "resend":
+            await self._say(to, message("You still have this one open:"))
+            await self._resend(person, context)
+        else:
+            await self.send_question(person, context)
+
+    async def _resend(self, person: Person, context: learning.DeliveryContext) -> None:
+        to = await self._address(person)
+        assert to is not None
+        body = context.body
+        choices = []
+        if body["type"] == "mcq":
+            choices = [Choice(str(i + 1), context.delivery_id, i) for i in range(len(body["options"]))]
+        await self._say(to, replies.question_text(body), choices)
+
+    # --- answers --------------------------------------------------------------------------------
+
+    async def _checked_context(
+        self, person: Person, delivery_id: int, event: InboundEvent, to: Address
+    ) -> learning.DeliveryContext | None:
+        """The question being answered, or None after telling the rep why the answer cannot count."""
+        context = await self._read(lambda s: learning.question_context(s, delivery_id=delivery_id))
+        if context is None or context.status == DeliveryStatus.PENDING or context.sent_at is None:
+            await self._say(to, replies.UNKNOWN_QUESTION)
+            return None
+        if context.person_id != person.id:
+            log.warning(
+                "person %s answered delivery %s of person %s", person.id, delivery_id, context.person_id
+            )
+            await self._say(to, replies.NOT_YOURS)
+            return None
+        if context.status == DeliveryStatus.ANSWERED:
+            replay = await self._read(lambda s: learning.attempt_by_key(s, idempotency_key=event.key))
+            if replay is None:
+                await self._say(to, replies.ALREADY_ANSWERED)
+            return None
+        expired = context.sent_at + self._config.expire_after < event.received_at
+        if context.status == DeliveryStatus.EXPIRED or expired:
+            await self._say(to, replies.EXPIRED)
+            return None
+        return context
+
+    async def _answer_choice(self, person: Person, event: ChoiceEvent) -> None:
+        to = event.sender
+        context = await self._checked_context(person, event.delivery_id, event, to)
+        if context is None:
+            return
+        body = context.body
+        if body["type"] != "mcq":
+            await self._say(to, message("That one is a role-play: reply in your own words."))
+            return
+        options = body["options"]
+        if not 0 <= event.option_index < len(options):
+            await self._say(to, message(f"Pick a number from 1 to {len(options)}."))
+            return
+        correct = event.option_index == int(body["answer"])
+        response = event.received_at - context.sent_at  # type: ignore[operator]
+        target = float(body["target_seconds"])
+        rating = memory.rate_mcq(
+            correct=correct, response_seconds=response.total_seconds(), target_seconds=target
+        )
+        points = (
+            (MCQ_POINTS + (FAST_BONUS if response.total_seconds() <= target else 0))
+            if correct
+            else EFFORT_POINTS
+        )
+        feedback = {"correct": correct, "picked": event.option_index, "answer": int(body["answer"])}
+        result = await self._record(
+            person,
+            context,
+            event,
+            answer=str(event.option_index + 1),
+            choice_index=event.option_index,
+            correct=correct,
+            score=100.0 if correct else 0.0,
+            rating=int(rating),
+            points=points,
+            grader="mcq",
+            grader_version="mcq-1",
+            feedback=feedback,
+            flags=[],
+        )
+        if result is None:
+            return
+        await self._say(
+            to,
+            replies.mcq_feedback(
+                body,
+                event.option_index,
+                points=points,
+                streak=result.streak_days,
+                week_points=result.week_points,
+            ),
+        )
+        if context.message_ref is not None:
+            await self._adapter.update_message(
+                to, context.message_ref, replies.answered_question(body, event.option_index, correct)
+            )
+        await self._after_answer(person, context, missed=not correct, to=to)
+
+    async def _answer_text(self, person: Person, event: TextEvent) -> None:
+        to = event.sender
+        text = event.text
+        if event.reply_to_delivery is not None:
+            context = await self._checked_context(person, event.reply_to_delivery, event, to)
+            if context is None:
+                return
+        else:
+            assert person.id is not None
+            person_id = person.id
+            since = event.received_at - self._config.expire_after
+            open_roleplays = await self._read(
+                lambda s: learning.open_questions(
+                    s, person_id=person_id, sent_after=since, item_kind="roleplay"
+                )
+            )
+            if not open_roleplays:
+                await self._say(to, replies.SHORT_HELP)
+                return
+            if len(open_roleplays) == 1:
+                context = open_roleplays[0]
+            else:
+                numbered = _NUMBERED_ANSWER.match(text)
+                if numbered is None or not 1 <= int(numbered[1]) <= len(open_roleplays):
+                    await self._say(to, replies.which_roleplay([c.body["scenario"] for c in open_roleplays]))
+                    return
+                context = open_roleplays[int(numbered[1]) - 1]
+                text = numbered[2]
+        if context.body["type"] != "roleplay":
+            await self._say(to, message("That one is multiple choice: reply with the number of your answer."))
+            return
+        already = await self._read(lambda s: learning.attempt_by_key(s, idempotency_key=event.key))
+        if already is not None:
+            return
+        task = RoleplayTask.from_item_body(context.body)
+        grade = await self._grader.grade(task, text)
+        rating = memory.rate_roleplay(grade.score)
+        points = round(grade.score / 10) + EFFORT_POINTS
+        feedback = {
+            "points": [{"point": p.point, "hit": p.hit, "evidence": p.evidence} for p in grade.points],
+            "notes": list(grade.notes),
+            "injection_removed": grade.injection_removed,
+        }
+        flags = [{"phrase": f.phrase, "reason": f.reason} for f in grade.flags]
+        result = await self._record(
+            person,
+            context,
+            event,
+            answer=text,
+            choice_index=None,
+            correct=None,
+            score=grade.score,
+            rating=int(rating),
+            points=points,
+            grader=grade.grader,
+            grader_version=grade.version,
+            feedback=feedback,
+            flags=flags,
+        )
+        if result is None:
+            return
+        await self._say(
+            to,
+            replies.roleplay_feedback(
+                grade,
+                str(context.body["model_answer"]),
+                points=points,
+                streak=result.streak_days,
+                week_points=result.week_points,
+            ),
+        )
+        if context.message_ref is not None:
+            await self._adapter.update_message(
+                to, context.message_ref, replies.answered_question(context.body, None, None)
+            )
+        await self._after_answer(person, context, missed=rating == Rating.Again, to=to)
+
+    async def _record(
+        self,
+        person: Person,
+        context: learning.DeliveryContext,
+        event: InboundEvent,
+        *,
+        answer: str,
+        choice_index: int | None,
+        correct: bool | None,
+        score: float,
+        rating: int,
+        points: int,
+        grader: str,
+        grader_version: str,
+        feedback: dict[str, Any],
+        flags: list[dict[str, Any]],
+    ) -> learning.AttemptResult | None:
+        """Write the attempt; None (after telling the rep, unless it was a replay) if it did not count."""
+        assert context.sent_at is not None
+        answered_at = event.received_at
+        response_ms = max(0, int((answered_at - context.sent_at).total_seconds() * 1000))
+        cap_ms = int(TIME_SPENT_CAP * float(context.body["target_seconds"]) * 1000)
+        local_date = self._local_date(person, answered_at)
+        team = await self._read(lambda s: learning.team_of(s, team_id=person.team_id))
+        workdays = self._workdays(person, team.workdays if team else None)
+        assert person.id is not None
+        write = learning.AttemptWrite(
+            delivery_id=context.delivery_id,
+            person_id=person.id,
+            item_id=context.item_id,
+            revision_id=context.revision_id,
+            idempotency_key=event.key,
+            answer=answer[:4000],
+            choice_index=choice_index,
+            correct=correct,
+            score=score,
+            rating=rating,
+            sent_at=context.sent_at,
+            answered_at=answered_at,
+            response_ms=response_ms,
+            time_spent_ms=min(response_ms, cap_ms),
+            points=points,
+            grader=grader,
+            grader_version=grader_version,
+            feedback=feedback,
+            compliance_flags=flags,
+            local_date=local_date,
+            week_key=week_key(local_date),
+            streak_continues_from=self._previous_workday(local_date, workdays),
+        )
+
+        def schedule(state: dict[str, Any] | None, card_id: int) -> tuple[dict[str, Any], datetime, bool]:
+            current = state or memory.new_card_state(card_id, answered_at)
+            review = memory.review(self._memory, current, Rating(rating), answered_at)
+            return review.state, review.due, review.lapsed
+
+        try:
+            result = await self._write(lambda s: learning.record_attempt(s, write=write, schedule=schedule))
+        except IntegrityError:
+            result = learning.AttemptResult(status="duplicate")
+        if result.status == "already_answered":
+            await self._say(event.sender, replies.ALREADY_ANSWERED)
+            return None
+        if result.status == "duplicate":
+            return None
+        return result
+
+    async def _after_answer(
+        self, person: Person, context: learning.DeliveryContext, *, missed: bool, to: Address
+    ) -> None:
+        """After a miss, the topic's lesson (once a day); then the session's next question, if any."""
+        assert person.id is not None
+        person_id = person.id
+        now = self._clock()
+        local_date = self._local_date(person, now)
+        if missed:
+
+            def claim_lesson(session: Session) -> bool:
+                if learning.lesson_sent(
+                    session, person_id=person_id, topic_id=context.topic_id, local_date=local_date
+                ):
+                    return False
+                delivery = learning.create_delivery(
+                    session,
+                    person_id=person_id,
+                    kind=DeliveryKind.LESSON,
+                    local_date=local_date,
+                    scheduled_at=now,
+                    topic_id=context.topic_id,
+                )
+                assert delivery.id is not None
+                learning.mark_sent(session, delivery_id=delivery.id, message_ref=None, sent_at=now)
+                return True
+
+            if await self._write(claim_lesson):
+                await self._say(to, replies.lesson(context.topic_name, context.lesson))
+        upcoming = await self._read(
+            lambda s: learning.next_pending_question(s, person_id=person_id, local_date=local_date)
+        )
+        if upcoming is not None:
+            await self.send_question(person, upcoming)
+
+    # --- commands -------------------------------------------------------------------------------
+
+    async def _command(self, person: Person, event: InboundEvent, name: str, args: str) -> None:
+        to = event.sender
+        try:
+            fresh = await self._write(
+                lambda s: learning.claim_update(s, platform=to.platform, update_key=event.key)
+            )
+        except IntegrityError:
+            fresh = False
+        if not fresh:
+            log.info("ignored a replayed %s command", name)
+            return
+        try:
+            if name == "help":
+                await self._say(to, replies.HELP)
+            elif name == "quiz":
+                await self._quiz(person, args)
+            elif name == "stats":
+                await self._stats(person, to)
+            elif name == "leaderboard":
+                await self._leaderboard(person, to)
+            elif name == "log":
+                await self._log(person, event, args, to)
+            elif name == "pause":
+                await self._pause(person, args, to)
+            elif name == "resume":
+                await self._write(lambda s: learning.set_paused_until(s, person_id=_id(person), until=None))
+                await self._say(to, message("Welcome back! Your daily sessions are on again."))
+            elif name == "settings":
+                await self._settings(person, args, to)
+        except CommandError as exc:
+            await self._say(to, message(str(exc)))
+
+    async def _stats(self, person: Person, to: Address) -> None:
+        now = self._clock()
+        timezone = self._timezone(person)
+        local_date = self._local_date(person, now)
+        start, end = week_bounds(local_date, timezone)
+        previous_start, _ = week_bounds(local_date - timedelta(days=7), timezone)
+        person_id = _id(person)
+        this_week = await self._read(
+            lambda s: learning.attempts_between(s, person_id=person_id, start=start, end=end)
+        )
+        last_week = await self._read(
+            lambda s: learning.attempts_between(s, person_id=person_id, start=previous_start, end=start)
+        )
+        await self._say(to, replies.stats(week_key(local_date), summarize(this_week), summarize(last_week)))
+
+    async def _leaderboard(self, person: Person, to: Address) -> None:
+        local_date = self._local_date(person, self._clock())
+        key = week_key(local_date)
+        if person.team_id is None:
+            await self._say(to, replies.leaderboard(key, [], _id(person)))
+            return
+        team_id = person.team_id
+        rows = await self._read(lambda s: learning.team_week_points(s, team_id=team_id, week_key=key))
+        await self._say(to, replies.leaderboard(key, rows, _id(person)))
+
+    async def _log(self, person: Person, event: InboundEvent, args: str, to: Address) -> None:
+        now = event.received_at
+        request = parse_log(args, today=self._local_date(person, now))
+        types = await self._read(lambda s: learning.activity_types_for_team(s, team_id=person.team_id))
+        type_key = _match_activity_type(request.type_word, types)
+        if type_key is None:
+            known = ", ".join(sorted(types)) or "none yet"
+            raise CommandError(f"I don't know the activity '{request.type_word}'. You can log: {known}.")
+        row = ActivityImport(
+            person_id=_id(person),
+            type_key=type_key,
+            occurred_at=now,
+            count=request.count,
+            value=None,
+            account=None,
+            note=request.note,
+            follow_up_on=request.follow_up_on,
+            external_key=f"chat:{event.key}",
+        )
+        await self._write(lambda s: upsert_activities(s, rows=[row], source=ActivitySource.CHAT))
+        reply = f"Logged {request.count} × {types[type_key]}."
+        if request.follow_up_on is not None:
+            reply += f" I'll remind you about the follow-up on {request.follow_up_on.isoformat()}."
+        await self._say(to, message(reply))
+
+    async def _pause(self, person: Person, args: str, to: Address) -> None:
+        until = parse_pause(args, today=self._local_date(person, self._clock()))
+        stored = until or date.max
+        person_id = _id(person)
+
+        def pause(session: Session) -> None:
+            learning.set_paused_until(session, person_id=person_id, until=stored)
+            record_audit(
+                session,
+                actor=f"person:{person_id}",
+                action="person.pause",
+                details={"until": stored.isoformat()},
+            )
+
+        await self._write(pause)
+        if until is None:
+            await self._say(to, message("Paused. Send ", bold("resume"), " when you're back."))
+        else:
+            await self._say(to, message(f"Paused until {until.isoformat()} — enjoy the break!"))
+
+    async def _settings(self, person: Person, args: str, to: Address) -> None:
+        words = args.split()
+        if not words:
+            team = await self._read(lambda s: learning.team_of(s, team_id=person.team_id))
+            current_time = person.session_time or (team.session_time if team else "09:30")
+            days = person.workdays or (team.workdays if team else DEFAULT_WORKDAYS)
+            await self._say(
+                to,
+                message(
+                    bold("Your settings"),
+                    f"\nTime zone: {self._timezone(person)}\nSession time: {current_time}\nDays: {days}\n",
+                    "Change with `settings timezone Europe/Berlin` or `settings time 08:30`.",
+                ),
+            )
+            return
+        if len(words) != 2 or words[0].lower() not in ("timezone", "tz", "time"):
+            raise CommandError("Use `settings timezone Area/City` or `settings time HH:MM`.")
+        field, value = words[0].lower(), words[1]
+        timezone: str | None = None
+        session_time: str | None = None
+        try:
+            if field in ("timezone", "tz"):
+                timezone = check_timezone(value)
+            else:
+                session_time = check_clock(value)
+        except ValueError as exc:
+            raise CommandError(f"{exc}.") from None
+        person_id = _id(person)
+
+        def update(session: Session) -> None:
+            learning.update_person_schedule(
+                session, person_id=person_id, timezone=timezone, session_time=session_time
+            )
+            record_audit(
+                session,
+                actor=f"person:{person_id}",
+                action="person.settings",
+                details={"timezone": timezone, "session_time": session_time},
+            )
+
+        await self._write(update)
+        changed = f"time zone is now {timezone}" if timezone else f"session time is now {session_time}"
+        await self._say(to, message(f"Done — your {changed}."))
+
+
+def _id(person: Person) -> int:
+    assert person.id is not None
+    return person.id
+
+
+def _match_activity_type(word: str, types: dict[str, str]) -> str | None:
+    """Accept the key, its name, or a plural/dashed spelling: 'visits', 'follow-up', 'Doctor visit'."""
+    wanted = word.lower().replace("-", "_")
+    for key, name in types.items():
+        if wanted in (key, key + "s", name.lower()) or wanted.rstrip("s") == key:
+            return key
+    return None

@@ -1,0 +1,38 @@
+"""Platform-neutral inbound events: what adapters turn platform payloads into."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from scheduler.sender import Address
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """Who (immutable platform identity), a key unique per platform event (for dedupe), and when."""
+
+    sender: Address
+    key: str
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class CommandEvent(Inbound):
+    name: str
+    args: str = ""
+
+
+@dataclass(frozen=True)
+class ChoiceEvent(Inbound):
+    delivery_id: int
+    option_index: int
+
+
+@dataclass(frozen=True)
+class TextEvent(Inbound):
+    text: str
+    reply_to_delivery: int | None = None
+
+
+InboundEvent = CommandEvent | ChoiceEvent | TextEvent

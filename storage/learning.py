@@ -1,0 +1,611 @@
+"""Repository functions for practice: identities, deliveries, attempts, memory cards, progress."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, or_
+from sqlmodel import Session, col, select
+
+from storage.models import (
+    ActivityType,
+    Attempt,
+    ChatIdentity,
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    Item,
+    ItemRevision,
+    MemoryCard,
+    Pack,
+    Person,
+    PersonProgress,
+    ProcessedUpdate,
+    Team,
+    TeamPack,
+    Topic,
+    utcnow,
+)
+
+
+def person_for_identity(session: Session, *, platform: str, workspace: str, user_id: str) -> Person | None:
+    """The active or inactive person bound to this immutable platform id, if any."""
+    query = (
+        select(Person)
+        .join(ChatIdentity, col(ChatIdentity.person_id) == col(Person.id))
+        .where(
+            ChatIdentity.platform == platform,
+            ChatIdentity.workspace == workspace,
+            ChatIdentity.user_id == user_id,
+        )
+    )
+    return session.exec(query).one_or_none()
+
+
+def person_by_email(session: Session, *, email: str) -> Person | None:
+    return session.exec(select(Person).where(Person.email == email.strip().lower())).one_or_none()
+
+
+def identity_of(session: Session, *, person_id: int, platform: str) -> ChatIdentity | None:
+    return session.exec(
+        select(ChatIdentity).where(ChatIdentity.person_id == person_id, ChatIdentity.platform == platform)
+    ).first()
+
+
+def bind_identity(session: Session, *, person_id: int, platform: str, workspace: str, user_id: str) -> None:
+    """Bind a platform id to a person (idempotent)."""
+    existing = session.exec(
+        select(ChatIdentity).where(
+            ChatIdentity.platform == platform,
+            ChatIdentity.workspace == workspace,
+            ChatIdentity.user_id == user_id,
+        )
+    ).one_or_none()
+    if existing is None:
+        session.add(
+            ChatIdentity(person_id=person_id, platform=platform, workspace=workspace, user_id=user_id)
+        )
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An item a rep could practise now, with its memory state if they have seen it."""
+
+    item_id: int
+    item_key: str
+    pack_key: str
+    topic_id: int
+    topic_key: str
+    kind: str
+    revision_id: int
+    due_at: datetime | None
+    card_state: dict[str, Any] | None
+    last_rating: int | None
+
+
+def practice_candidates(session: Session, *, person_id: int, team_id: int | None) -> list[Candidate]:
+    """Live items of the packs assigned to the rep's team, with the rep's card for each (if any)."""
+    if team_id is None:
+        return []
+    packs = select(TeamPack.pack_key).where(TeamPack.team_id == team_id)
+    pack_keys = dict(session.exec(select(Pack.id, Pack.key).where(col(Pack.key).in_(packs))).all())
+    query = (
+        select(Item, Topic.key, ItemRevision.id, MemoryCard)
+        .join(Topic, col(Topic.id) == col(Item.topic_id))
+        .join(
+            ItemRevision,
+            (col(ItemRevision.item_id) == col(Item.id))
+            & (col(ItemRevision.number) == col(Item.current_revision)),
+        )
+        .outerjoin(
+            MemoryCard, (col(MemoryCard.item_id) == col(Item.id)) & (col(MemoryCard.person_id) == person_id)
+        )
+        .where(
+            col(Item.pack_id).in_(list(pack_keys)),
+            col(Item.retired_at).is_(None),
+            col(Topic.retired).is_(False),
+        )
+        .order_by(col(Item.pack_id), col(Item.id))
+    )
+    result = []
+    for item, topic_key, revision_id, card in session.exec(query):
+        assert item.id is not None
+        assert revision_id is not None
+        pack_key = pack_keys[item.pack_id]
+        result.append(
+            Candidate(
+                item_id=item.id,
+                item_key=item.key,
+                pack_key=pack_key,
+                topic_id=item.topic_id,
+                topic_key=topic_key,
+                kind=item.kind,
+                revision_id=revision_id,
+                due_at=card.due_at if card else None,
+                card_state=card.state if card else None,
+                last_rating=card.last_rating if card else None,
+            )
+        )
+    return result
+
+
+def candidate_by_key(session: Session, *, pack_key: str, item_key: str) -> Candidate | None:
+    """Any live item by ``PACK/ITEM`` (for previews), without memory state."""
+    query = (
+        select(Item, Topic.key, ItemRevision.id)
+        .join(Pack, col(Pack.id) == col(Item.pack_id))
+        .join(Topic, col(Topic.id) == col(Item.topic_id))
+        .join(
+            ItemRevision,
+            (col(ItemRevision.item_id) == col(Item.id))
+            & (col(ItemRevision.number) == col(Item.current_revision)),
+        )
+        .where(Pack.key == pack_key, Item.key == item_key, col(Item.retired_at).is_(None))
+    )
+    row = session.exec(query).one_or_none()
+    if row is None:
+        return None
+    item, topic_key, revision_id = row
+    assert item.id is not None
+    assert revision_id is not None
+    return Candidate(
+        item_id=item.id,
+        item_key=item.key,
+        pack_key=pack_key,
+        topic_id=item.topic_id,
+        topic_key=topic_key,
+        kind=item.kind,
+        revision_id=revision_id,
+        due_at=None,
+        card_state=None,
+        last_rating=None,
+    )
+
+
+def deliveries_on(session: Session, *, person_id: int, local_date: date, kind: str) -> list[Delivery]:
+    return list(
+        session.exec(
+            select(Delivery)
+            .where(
+                Delivery.person_id == person_id,
+                Delivery.local_session_date == local_date,
+                Delivery.kind == kind,
+            )
+            .order_by(col(Delivery.id))
+        )
+    )
+
+
+def create_delivery(
+    session: Session,
+    *,
+    person_id: int,
+    kind: str,
+    local_date: date,
+    scheduled_at: datetime,
+    item_id: int | None = None,
+    revision_id: int | None = None,
+    topic_id: int | None = None,
+) -> Delivery:
+    """Add a delivery; one per person, item, kind and local session date (an existing one is returned)."""
+    if item_id is not None:
+        existing = session.exec(
+            select(Delivery).where(
+                Delivery.person_id == person_id,
+                Delivery.item_id == item_id,
+                Delivery.kind == kind,
+                Delivery.local_session_date == local_date,
+            )
+        ).one_or_none()
+        if existing is not None:
+            return existing
+    delivery = Delivery(
+        person_id=person_id,
+        item_id=item_id,
+        item_revision_id=revision_id,
+        topic_id=topic_id,
+        kind=kind,
+        local_session_date=local_date,
+        scheduled_at=scheduled_at,
+    )
+    session.add(delivery)
+    session.flush()
+    return delivery
+
+
+def mark_sent(session: Session, *, delivery_id: int, message_ref: str | None, sent_at: datetime) -> None:
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None:
+        return
+    delivery.status = DeliveryStatus.SENT
+    delivery.sent_at = sent_at
+    delivery.platform_message_ref = message_ref
+    delivery.claimed_by = None
+    delivery.lease_until = None
+    session.add(delivery)
+
+
+@dataclass(frozen=True)
+class DeliveryContext:
+    """A question delivery with what the rep saw, for grading an answer to it."""
+
+    delivery_id: int
+    person_id: int
+    status: str
+    kind: str
+    sent_at: datetime | None
+    local_session_date: date
+    message_ref: str | None
+    item_id: int
+    item_kind: str
+    revision_id: int
+    body: dict[str, Any]
+    topic_id: int
+    topic_key: str
+    topic_name: str
+    lesson: str
+
+
+def _context_query() -> Any:
+    return (
+        select(Delivery, Item.kind, ItemRevision.body, Topic)
+        .join(Item, col(Item.id) == col(Delivery.item_id))
+        .join(ItemRevision, col(ItemRevision.id) == col(Delivery.item_revision_id))
+        .join(Topic, col(Topic.id) == col(Item.topic_id))
+        .where(Delivery.kind == DeliveryKind.QUESTION)
+    )
+
+
+def _context(row: Any) -> DeliveryContext:
+    delivery, item_kind, body, topic = row
+    assert delivery.id is not None
+    assert topic.id is not None
+    return DeliveryContext(
+        delivery_id=delivery.id,
+        person_id=delivery.person_id,
+        status=delivery.status,
+        kind=delivery.kind,
+        sent_at=delivery.sent_at,
+        local_session_date=delivery.local_session_date,
+        message_ref=delivery.platform_message_ref,
+        item_id=delivery.item_id,
+        item_kind=item_kind,
+        revision_id=delivery.item_revision_id,
+        body=body,
+        topic_id=topic.id,
+        topic_key=topic.key,
+        topic_name=topic.name,
+        lesson=topic.lesson,
+    )
+
+
+def question_context(session: Session, *, delivery_id: int) -> DeliveryContext | None:
+    row = session.exec(_context_query().where(Delivery.id == delivery_id)).one_or_none()
+    return _context(row) if row is not None else None
+
+
+def open_questions(
+    session: Session, *, person_id: int, sent_after: datetime, item_kind: str
+) -> list[DeliveryContext]:
+    """Questions sent to the rep, not yet answered and not expired, oldest first."""
+    query = (
+        _context_query()
+        .where(
+            Delivery.person_id == person_id,
+            Delivery.status == DeliveryStatus.SENT,
+            col(Delivery.sent_at) >= sent_after,
+            Item.kind == item_kind,
+        )
+        .order_by(col(Delivery.sent_at), col(Delivery.id))
+    )
+    return [_context(row) for row in session.exec(query)]
+
+
+def next_pending_question(session: Session, *, person_id: int, local_date: date) -> DeliveryContext | None:
+    """The next question of today's session that has not gone out yet."""
+    query = (
+        _context_query()
+        .where(
+            Delivery.person_id == person_id,
+            Delivery.local_session_date == local_date,
+            Delivery.status == DeliveryStatus.PENDING,
+        )
+        .order_by(col(Delivery.scheduled_at), col(Delivery.id))
+        .limit(1)
+    )
+    row = session.exec(query).first()
+    return _context(row) if row is not None else None
+
+
+def expire_question(session: Session, *, delivery_id: int) -> None:
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is not None and delivery.status == DeliveryStatus.SENT:
+        delivery.status = DeliveryStatus.EXPIRED
+        session.add(delivery)
+
+
+def attempt_by_key(session: Session, *, idempotency_key: str) -> Attempt | None:
+    return session.exec(select(Attempt).where(Attempt.idempotency_key == idempotency_key)).one_or_none()
+
+
+def lesson_sent(session: Session, *, person_id: int, topic_id: int, local_date: date) -> bool:
+    query = select(Delivery.id).where(
+        Delivery.person_id == person_id,
+        Delivery.kind == DeliveryKind.LESSON,
+        Delivery.topic_id == topic_id,
+        Delivery.local_session_date == local_date,
+    )
+    return session.exec(query).first() is not None
+
+
+@dataclass(frozen=True)
+class AttemptWrite:
+    """Everything one answer changes, written together or not at all."""
+
+    delivery_id: int
+    person_id: int
+    item_id: int
+    revision_id: int
+    idempotency_key: str
+    answer: str
+    choice_index: int | None
+    correct: bool | None
+    score: float
+    rating: int
+    sent_at: datetime
+    answered_at: datetime
+    response_ms: int
+    time_spent_ms: int
+    points: int
+    grader: str
+    grader_version: str
+    feedback: dict[str, Any]
+    compliance_flags: list[dict[str, Any]]
+    local_date: date
+    week_key: str
+    streak_continues_from: date | None
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    status: str  # "recorded", "duplicate" (same idempotency key) or "already_answered"
+    points_total: int = 0
+    week_points: int = 0
+    streak_days: int = 0
+
+
+ScheduleCard = Callable[[dict[str, Any] | None, int], tuple[dict[str, Any], datetime, bool]]
+"""(stored card state or None for a new card, card id) -> (new state, next due, lapsed)."""
+
+
+def record_attempt(session: Session, *, write: AttemptWrite, schedule: ScheduleCard) -> AttemptResult:
+    """Store the attempt, the memory card, the delivery and progress in the caller's one transaction.
+
+    Re-checks the delivery under a row lock, so two concurrent answers to one question score once; a
+    refused answer writes nothing.
+    """
+    if attempt_by_key(session, idempotency_key=write.idempotency_key) is not None:
+        return AttemptResult(status="duplicate")
+    delivery = session.exec(
+        select(Delivery).where(Delivery.id == write.delivery_id).with_for_update()
+    ).one_or_none()
+    if delivery is None or delivery.status != DeliveryStatus.SENT:
+        return AttemptResult(status="already_answered")
+    card = session.exec(
+        select(MemoryCard).where(MemoryCard.person_id == write.person_id, MemoryCard.item_id == write.item_id)
+    ).one_or_none()
+    after_miss = card is not None and card.last_rating == 1
+    session.add(
+        Attempt(
+            delivery_id=write.delivery_id,
+            person_id=write.person_id,
+            item_revision_id=write.revision_id,
+            idempotency_key=write.idempotency_key,
+            answer=write.answer,
+            choice_index=write.choice_index,
+            correct=write.correct,
+            score=write.score,
+            rating=write.rating,
+            sent_at=write.sent_at,
+            answered_at=write.answered_at,
+            response_ms=write.response_ms,
+            time_spent_ms=write.time_spent_ms,
+            first_response_ms=write.response_ms,
+            after_miss=after_miss,
+            points=write.points,
+            grader=write.grader,
+            grader_version=write.grader_version,
+            feedback=write.feedback,
+            compliance_flags=write.compliance_flags,
+        )
+    )
+    if card is None:
+        card = MemoryCard(
+            person_id=write.person_id, item_id=write.item_id, state={}, due_at=write.answered_at
+        )
+        session.add(card)
+        session.flush()
+    assert card.id is not None
+    state, due_at, lapsed = schedule(card.state or None, card.id)
+    card.state = state
+    card.due_at = due_at
+    card.last_review_at = write.answered_at
+    card.last_rating = write.rating
+    card.reviews += 1
+    card.lapses += 1 if lapsed else 0
+    session.add(card)
+    delivery.status = DeliveryStatus.ANSWERED
+    session.add(delivery)
+    progress = _update_progress(session, write)
+    return AttemptResult(
+        status="recorded",
+        points_total=progress.points_total,
+        week_points=progress.week_points,
+        streak_days=progress.streak_days,
+    )
+
+
+def _update_progress(session: Session, write: AttemptWrite) -> PersonProgress:
+    progress = session.get(PersonProgress, write.person_id) or PersonProgress(person_id=write.person_id)
+    progress.points_total += write.points
+    if progress.week_key != write.week_key:
+        progress.week_key = write.week_key
+        progress.week_points = 0
+    progress.week_points += write.points
+    last = progress.last_answer_date
+    if last != write.local_date:
+        continues = (
+            last is not None
+            and write.streak_continues_from is not None
+            and last >= write.streak_continues_from
+        )
+        progress.streak_days = progress.streak_days + 1 if continues else 1
+        progress.best_streak = max(progress.best_streak, progress.streak_days)
+        progress.last_answer_date = write.local_date
+    session.add(progress)
+    return progress
+
+
+def card_for(session: Session, *, person_id: int, item_id: int) -> MemoryCard | None:
+    return session.exec(
+        select(MemoryCard).where(MemoryCard.person_id == person_id, MemoryCard.item_id == item_id)
+    ).one_or_none()
+
+
+def progress_for(session: Session, *, person_id: int) -> PersonProgress | None:
+    return session.get(PersonProgress, person_id)
+
+
+@dataclass(frozen=True)
+class AttemptFacts:
+    answered_at: datetime
+    kind: str
+    correct: bool | None
+    score: float | None
+    response_ms: int
+    time_spent_ms: int
+    first_response_ms: int | None
+    after_miss: bool
+    topic_key: str
+
+
+def attempts_between(
+    session: Session, *, person_id: int, start: datetime, end: datetime
+) -> list[AttemptFacts]:
+    """The rep's scored attempts in ``[start, end)``: bounded by the window, whatever the history."""
+    query = (
+        select(Attempt, Item.kind, Topic.key)
+        .join(ItemRevision, col(ItemRevision.id) == col(Attempt.item_revision_id))
+        .join(Item, col(Item.id) == col(ItemRevision.item_id))
+        .join(Topic, col(Topic.id) == col(Item.topic_id))
+        .where(
+            Attempt.person_id == person_id,
+            col(Attempt.answered_at) >= start,
+            col(Attempt.answered_at) < end,
+            col(Attempt.scored).is_(True),
+        )
+        .order_by(col(Attempt.answered_at))
+    )
+    return [
+        AttemptFacts(
+            answered_at=attempt.answered_at,
+            kind=kind,
+            correct=attempt.correct,
+            score=attempt.score,
+            response_ms=attempt.response_ms,
+            time_spent_ms=attempt.time_spent_ms,
+            first_response_ms=attempt.first_response_ms,
+            after_miss=attempt.after_miss,
+            topic_key=topic_key,
+        )
+        for attempt, kind, topic_key in session.exec(query)
+    ]
+
+
+def team_week_points(session: Session, *, team_id: int, week_key: str) -> list[tuple[int, str, int]]:
+    """(person id, name, points this week) for the team's active reps, best first."""
+    query = (
+        select(Person.id, Person.name, PersonProgress.week_points, PersonProgress.week_key)
+        .outerjoin(PersonProgress, col(PersonProgress.person_id) == col(Person.id))
+        .where(Person.team_id == team_id, col(Person.active).is_(True), Person.role == "rep")
+    )
+    rows = [
+        (person_id, name, points if (points is not None and key == week_key) else 0)
+        for person_id, name, points, key in session.exec(query)
+        if person_id is not None
+    ]
+    return sorted(rows, key=lambda row: (-row[2], row[1]))
+
+
+def team_of(session: Session, *, team_id: int | None) -> Team | None:
+    return session.get(Team, team_id) if team_id is not None else None
+
+
+def activity_types_for_team(session: Session, *, team_id: int | None) -> dict[str, str]:
+    """Activity types a rep may log: those of the team's packs (all loaded packs when they have no team)."""
+    query = select(ActivityType.key, ActivityType.name).join(Pack, col(Pack.id) == col(ActivityType.pack_id))
+    query = query.where(col(ActivityType.retired).is_(False))
+    if team_id is not None:
+        query = query.where(col(Pack.key).in_(select(TeamPack.pack_key).where(TeamPack.team_id == team_id)))
+    return dict(session.exec(query).all())
+
+
+def set_paused_until(session: Session, *, person_id: int, until: date | None) -> None:
+    person = session.get(Person, person_id)
+    if person is not None:
+        person.paused_until = until
+        person.updated_at = utcnow()
+        session.add(person)
+
+
+def update_person_schedule(
+    session: Session, *, person_id: int, timezone: str | None = None, session_time: str | None = None
+) -> Person | None:
+    person = session.get(Person, person_id)
+    if person is None:
+        return None
+    if timezone is not None:
+        person.timezone = timezone
+    if session_time is not None:
+        person.session_time = session_time
+    person.updated_at = utcnow()
+    session.add(person)
+    return person
+
+
+def topic_keys_for(session: Session, *, candidates: Sequence[Candidate]) -> set[str]:
+    return {c.topic_key for c in candidates}
+
+
+def unanswered_sent_before(session: Session, *, person_id: int, before: datetime) -> list[int]:
+    """Ids of the rep's sent questions that expired (sent before ``before`` and still open)."""
+    query = select(Delivery.id).where(
+        Delivery.person_id == person_id,
+        Delivery.status == DeliveryStatus.SENT,
+        Delivery.kind == DeliveryKind.QUESTION,
+        or_(col(Delivery.sent_at) < before, col(Delivery.sent_at).is_(None)),
+    )
+    return [i for i in session.exec(query) if i is not None]
+
+
+def count_attempts(session: Session, *, person_id: int) -> int:
+    return int(
+        session.exec(select(func.count()).select_from(Attempt).where(Attempt.person_id == person_id)).one()
+    )
+
+
+def claim_update(session: Session, *, platform: str, update_key: str) -> bool:
+    """Remember a platform event; False if it was seen before (a replay must change nothing)."""
+    seen = session.exec(
+        select(ProcessedUpdate.id).where(
+            ProcessedUpdate.platform == platform, ProcessedUpdate.update_key == update_key
+        )
+    ).first()
+    if seen is not None:
+        return False
+    session.add(ProcessedUpdate(platform=platform, update_key=update_key))
+    session.flush()
+    return True
