@@ -36,7 +36,7 @@ from storage import learning
 from storage.activities import ActivityImport, upsert_activities
 from storage.audit import record_audit
 from storage.db import read_session, write_session
-from storage.models import ActivitySource, DeliveryKind, DeliveryStatus, Person, utcnow
+from storage.models import ActivitySource, DeliveryKind, DeliveryStatus, Person, Team, utcnow
 from storage.runner import StorageRunner
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,22 @@ FAST_BONUS = 5
 EFFORT_POINTS = 1
 TIME_SPENT_CAP = 3
 _NUMBERED_ANSWER = re.compile(r"^\s*(\d{1,2})\s*[:.)\-]\s*(.+)$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """What one read transaction gathers for an event: who sent it, their team, the question answered."""
+
+    person: Person | None
+    team: Team | None
+    context: learning.DeliveryContext | None
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    result: learning.AttemptResult
+    lesson: bool
+    upcoming: learning.DeliveryContext | None
 
 
 @dataclass(frozen=True)
@@ -103,11 +119,24 @@ class Coach:
     async def handle(self, event: InboundEvent) -> None:
         """React to one inbound event. Unknown people get one short reply and nothing is written."""
         sender = event.sender
-        person = await self._read(
-            lambda s: learning.person_for_identity(
-                s, platform=sender.platform, workspace=sender.workspace, user_id=sender.user_id
-            )
+        answered = (
+            event.delivery_id if isinstance(event, ChoiceEvent) else getattr(event, "reply_to_delivery", None)
         )
+
+        def load(session: Session) -> _Loaded:
+            person = learning.person_for_identity(
+                session, platform=sender.platform, workspace=sender.workspace, user_id=sender.user_id
+            )
+            if person is None or not person.active:
+                return _Loaded(person, None, None)
+            team = learning.team_of(session, team_id=person.team_id)
+            context = (
+                learning.question_context(session, delivery_id=answered) if answered is not None else None
+            )
+            return _Loaded(person, team, context)
+
+        loaded = await self._read(load)
+        person = loaded.person
         if person is None or not person.active:
             log.info(
                 "refused %s event from an unknown or inactive %s user", type(event).__name__, sender.platform
@@ -115,7 +144,7 @@ class Coach:
             await self._say(sender, replies.UNKNOWN_PERSON if person is None else replies.INACTIVE_PERSON)
             return
         if isinstance(event, ChoiceEvent):
-            await self._answer_choice(person, event)
+            await self._answer_choice(loaded, event)
         elif isinstance(event, CommandEvent):
             await self._command(person, event, event.name, event.args)
         else:
@@ -123,7 +152,7 @@ class Coach:
             if command is not None and event.reply_to_delivery is None:
                 await self._command(person, event, command.name, command.args)
             else:
-                await self._answer_text(person, event)
+                await self._answer_text(loaded, event)
 
     # --- time -----------------------------------------------------------------------------------
 
@@ -271,16 +300,18 @@ class Coach:
     # --- answers --------------------------------------------------------------------------------
 
     async def _checked_context(
-        self, person: Person, delivery_id: int, event: InboundEvent, to: Address
+        self, person: Person, context: learning.DeliveryContext | None, event: InboundEvent, to: Address
     ) -> learning.DeliveryContext | None:
         """The question being answered, or None after telling the rep why the answer cannot count."""
-        context = await self._read(lambda s: learning.question_context(s, delivery_id=delivery_id))
         if context is None or context.status == DeliveryStatus.PENDING or context.sent_at is None:
             await self._say(to, replies.UNKNOWN_QUESTION)
             return None
         if context.person_id != person.id:
             log.warning(
-                "person %s answered delivery %s of person %s", person.id, delivery_id, context.person_id
+                "person %s answered delivery %s of person %s",
+                person.id,
+                context.delivery_id,
+                context.person_id,
             )
             await self._say(to, replies.NOT_YOURS)
             return None
@@ -295,9 +326,11 @@ class Coach:
             return None
         return context
 
-    async def _answer_choice(self, person: Person, event: ChoiceEvent) -> None:
+    async def _answer_choice(self, loaded: _Loaded, event: ChoiceEvent) -> None:
         to = event.sender
-        context = await self._checked_context(person, event.delivery_id, event, to)
+        person = loaded.person
+        assert person is not None
+        context = await self._checked_context(person, loaded.context, event, to)
         if context is None:
             return
         body = context.body
@@ -320,7 +353,7 @@ class Coach:
             else EFFORT_POINTS
         )
         feedback = {"correct": correct, "picked": event.option_index, "answer": int(body["answer"])}
-        result = await self._record(
+        recorded = await self._record(
             person,
             context,
             event,
@@ -334,9 +367,11 @@ class Coach:
             grader_version="mcq-1",
             feedback=feedback,
             flags=[],
+            team=loaded.team,
         )
-        if result is None:
+        if recorded is None:
             return
+        result = recorded.result
         await self._say(
             to,
             replies.mcq_feedback(
@@ -351,13 +386,15 @@ class Coach:
             await self._adapter.update_message(
                 to, context.message_ref, replies.answered_question(body, event.option_index, correct)
             )
-        await self._after_answer(person, context, missed=not correct, to=to)
+        await self._follow_up(person, context, recorded, to)
 
-    async def _answer_text(self, person: Person, event: TextEvent) -> None:
+    async def _answer_text(self, loaded: _Loaded, event: TextEvent) -> None:
         to = event.sender
         text = event.text
+        person = loaded.person
+        assert person is not None
         if event.reply_to_delivery is not None:
-            context = await self._checked_context(person, event.reply_to_delivery, event, to)
+            context = await self._checked_context(person, loaded.context, event, to)
             if context is None:
                 return
         else:
@@ -397,7 +434,7 @@ class Coach:
             "injection_removed": grade.injection_removed,
         }
         flags = [{"phrase": f.phrase, "reason": f.reason} for f in grade.flags]
-        result = await self._record(
+        recorded = await self._record(
             person,
             context,
             event,
@@ -411,9 +448,11 @@ class Coach:
             grader_version=grade.version,
             feedback=feedback,
             flags=flags,
+            team=loaded.team,
         )
-        if result is None:
+        if recorded is None:
             return
+        result = recorded.result
         await self._say(
             to,
             replies.roleplay_feedback(
@@ -428,7 +467,7 @@ class Coach:
             await self._adapter.update_message(
                 to, context.message_ref, replies.answered_question(context.body, None, None)
             )
-        await self._after_answer(person, context, missed=rating == Rating.Again, to=to)
+        await self._follow_up(person, context, recorded, to)
 
     async def _record(
         self,
@@ -446,14 +485,17 @@ class Coach:
         grader_version: str,
         feedback: dict[str, Any],
         flags: list[dict[str, Any]],
-    ) -> learning.AttemptResult | None:
-        """Write the attempt; None (after telling the rep, unless it was a replay) if it did not count."""
+        team: Team | None,
+    ) -> _Recorded | None:
+        """Write the attempt, and claim the lesson and the session's next question, in one transaction.
+
+        None (after telling the rep, unless it was a replay) if the answer did not count.
+        """
         assert context.sent_at is not None
         answered_at = event.received_at
         response_ms = max(0, int((answered_at - context.sent_at).total_seconds() * 1000))
         cap_ms = int(TIME_SPENT_CAP * float(context.body["target_seconds"]) * 1000)
         local_date = self._local_date(person, answered_at)
-        team = await self._read(lambda s: learning.team_of(s, team_id=person.team_id))
         workdays = self._workdays(person, team.workdays if team else None)
         assert person.id is not None
         write = learning.AttemptWrite(
@@ -486,51 +528,42 @@ class Coach:
             review = memory.review(self._memory, current, Rating(rating), answered_at)
             return review.state, review.due, review.lapsed
 
+        missed = rating == Rating.Again
+        person_id = write.person_id
+
+        def record(session: Session) -> _Recorded:
+            result = learning.record_attempt(session, write=write, schedule=schedule)
+            if result.status != "recorded":
+                return _Recorded(result, lesson=False, upcoming=None)
+            lesson = missed and learning.claim_lesson(
+                session,
+                person_id=person_id,
+                topic_id=context.topic_id,
+                local_date=local_date,
+                now=answered_at,
+            )
+            upcoming = learning.next_pending_question(session, person_id=person_id, local_date=local_date)
+            return _Recorded(result, lesson=lesson, upcoming=upcoming)
+
         try:
-            result = await self._write(lambda s: learning.record_attempt(s, write=write, schedule=schedule))
+            recorded = await self._write(record)
         except IntegrityError:
-            result = learning.AttemptResult(status="duplicate")
-        if result.status == "already_answered":
+            return None
+        if recorded.result.status == "already_answered":
             await self._say(event.sender, replies.ALREADY_ANSWERED)
             return None
-        if result.status == "duplicate":
+        if recorded.result.status == "duplicate":
             return None
-        return result
+        return recorded
 
-    async def _after_answer(
-        self, person: Person, context: learning.DeliveryContext, *, missed: bool, to: Address
+    async def _follow_up(
+        self, person: Person, context: learning.DeliveryContext, recorded: _Recorded, to: Address
     ) -> None:
         """After a miss, the topic's lesson (once a day); then the session's next question, if any."""
-        assert person.id is not None
-        person_id = person.id
-        now = self._clock()
-        local_date = self._local_date(person, now)
-        if missed:
-
-            def claim_lesson(session: Session) -> bool:
-                if learning.lesson_sent(
-                    session, person_id=person_id, topic_id=context.topic_id, local_date=local_date
-                ):
-                    return False
-                delivery = learning.create_delivery(
-                    session,
-                    person_id=person_id,
-                    kind=DeliveryKind.LESSON,
-                    local_date=local_date,
-                    scheduled_at=now,
-                    topic_id=context.topic_id,
-                )
-                assert delivery.id is not None
-                learning.mark_sent(session, delivery_id=delivery.id, message_ref=None, sent_at=now)
-                return True
-
-            if await self._write(claim_lesson):
-                await self._say(to, replies.lesson(context.topic_name, context.lesson))
-        upcoming = await self._read(
-            lambda s: learning.next_pending_question(s, person_id=person_id, local_date=local_date)
-        )
-        if upcoming is not None:
-            await self.send_question(person, upcoming)
+        if recorded.lesson:
+            await self._say(to, replies.lesson(context.topic_name, context.lesson))
+        if recorded.upcoming is not None:
+            await self.send_question(person, recorded.upcoming)
 
     # --- commands -------------------------------------------------------------------------------
 

@@ -54,8 +54,7 @@ def answered_question(body: dict[str, Any], picked: int | None, correct: bool | 
 
 
 def progress_line(points: int, streak: int, week_points: int) -> str:
-    days = "day" if streak == 1 else "days"
-    return f"+{points} points · {streak}-{days} streak · {week_points} points this week"
+    return f"+{_count(points, 'point')} · {streak}-day streak · {_count(week_points, 'point')} this week"
 
 
 def mcq_feedback(body: dict[str, Any], picked: int, *, points: int, streak: int, week_points: int) -> Message:
@@ -77,8 +76,14 @@ def roleplay_feedback(
     return message(*parts)
 
 
+def reflow(text: str) -> str:
+    """Join the hard-wrapped lines of a YAML block into paragraphs; chat clients wrap by themselves."""
+    paragraphs = [" ".join(block.split()) for block in text.strip().split("\n\n")]
+    return "\n\n".join(p for p in paragraphs if p)
+
+
 def lesson(topic_name: str, text: str) -> Message:
-    return message(bold(f"📘 Quick lesson — {topic_name}"), "\n", text.strip())
+    return message(bold(f"📘 Quick lesson — {topic_name}"), "\n", reflow(text))
 
 
 def which_roleplay(scenarios: Sequence[str]) -> Message:

@@ -331,6 +331,24 @@ def attempt_by_key(session: Session, *, idempotency_key: str) -> Attempt | None:
     return session.exec(select(Attempt).where(Attempt.idempotency_key == idempotency_key)).one_or_none()
 
 
+def claim_lesson(session: Session, *, person_id: int, topic_id: int, local_date: date, now: datetime) -> bool:
+    """Record that the topic's lesson goes out today; False if it already did (once per topic a day)."""
+    if lesson_sent(session, person_id=person_id, topic_id=topic_id, local_date=local_date):
+        return False
+    session.add(
+        Delivery(
+            person_id=person_id,
+            kind=DeliveryKind.LESSON,
+            topic_id=topic_id,
+            local_session_date=local_date,
+            scheduled_at=now,
+            status=DeliveryStatus.SENT,
+            sent_at=now,
+        )
+    )
+    return True
+
+
 def lesson_sent(session: Session, *, person_id: int, topic_id: int, local_date: date) -> bool:
     query = select(Delivery.id).where(
         Delivery.person_id == person_id,
