@@ -40,19 +40,45 @@ _NEGATORS = frozenset(
         "weren't",
         "haven't",
         "hasn't",
+        "couldn't",
+        # Chat spelling without apostrophes.
+        "cant",
+        "wont",
+        "wouldnt",
+        "shouldnt",
+        "dont",
+        "doesnt",
+        "didnt",
+        "isnt",
+        "arent",
+        "wasnt",
+        "werent",
+        "havent",
+        "hasnt",
+        "couldnt",
         "avoid",
         "refuse",
     }
 )
+_PUNCTUATION = frozenset({".", ",", ";", ":", "!", "?"})
 _CLAUSE_BREAKS = frozenset({".", ",", ";", ":", "!", "?", "but", "however", "although", "though", "yet"})
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W_]+(?:'[^\W_]+)*|[.,;:!?]")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u00b4": "'"})
 
+# Whole blocks that imitate a chat transcript's other speakers: their content is not the rep's answer.
+_ROLE_BLOCKS = (
+    re.compile(r"<\|im_start\|>.*?(?:<\|im_end\|>|\Z)", re.IGNORECASE | re.DOTALL),
+    re.compile(
+        r"<\s*(system|assistant|developer|grader|instructions?)\b[^>]*>.*?(?:<\s*/\s*\1\s*>|\Z)",
+        re.IGNORECASE | re.DOTALL,
+    ),
+    re.compile(r"\[INST\].*?(?:\[/INST\]|\Z)|<<SYS>>.*?(?:<</SYS>>|\Z)", re.IGNORECASE | re.DOTALL),
+)
 _ROLE_TAG = re.compile(
     r"<\|?\s*/?\s*(?:system|assistant|user|developer|im_start|im_end|instructions?)\b[^>]*\|?>|\[/?(?:INST|SYS)\]",
     re.IGNORECASE,
 )
-_ROLE_PREFIX = re.compile(r"(?im)^\s*(?:system|assistant|developer|grader)\s*:")
+_ROLE_LINE = re.compile(r"(?i)\b(?:system|assistant|developer|grader)\s*:[^\n]*")
 _FAKE_JSON = re.compile(
     r"\{[^{}]*[\"']?(?:score|grade|points?|rating|hit|result)[\"']?\s*:[^{}]*\}", re.IGNORECASE
 )
@@ -121,11 +147,15 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(normalise(text))
 
 
-def stem(word: str) -> str:
-    """A light English stemmer: enough to match plurals and verb forms, never substrings."""
+def stem(word: str, *, adverbs: bool = True) -> str:
+    """A light English stemmer: enough to match plurals and verb forms, never substrings.
+
+    With ``adverbs`` an ``-ly`` ending goes too ("honestly" earns the cue "honest"); forbidden phrases are
+    matched without it, so forbidding "legally" does not flag a rep who says "legal".
+    """
     if word.endswith("'s"):
         word = word[:-2]
-    if len(word) > 4 and word.endswith("ies"):
+    if len(word) > 4 and word.endswith(("ies", "ied")):
         word = word[:-3] + "y"
     elif word.endswith("sses"):
         word = word[:-2]
@@ -137,9 +167,9 @@ def stem(word: str) -> str:
             if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "lsz":
                 word = word[:-1]
             break
-    if len(word) > 5 and word.endswith("ly"):
+    if adverbs and len(word) > 5 and word.endswith("ly"):
         word = word[:-2]
-    if len(word) > 3 and word.endswith("e"):
+    while len(word) > 3 and word.endswith("e"):
         word = word[:-1]
     return word
 
@@ -161,24 +191,30 @@ def _negated(words: Sequence[str], position: int) -> bool:
     return False
 
 
+def _content_stems(words: Sequence[str], *, adverbs: bool = True) -> tuple[list[str], list[int]]:
+    """Stems of the words (punctuation dropped, so "CV death, MI" matches "CV death MI"), with positions."""
+    positions = [i for i, word in enumerate(words) if word not in _PUNCTUATION]
+    return [stem(words[i], adverbs=adverbs) for i in positions], positions
+
+
 def find_cue(text: str, cues: Sequence[str]) -> str | None:
     """The first cue that ``text`` states positively, or ``None``."""
     words = tokens(text)
-    stems = [stem(w) for w in words]
+    stems, positions = _content_stems(words)
     for cue in cues:
-        cue_stems = [stem(w) for w in tokens(cue) if w not in _CLAUSE_BREAKS]
+        cue_stems, _ = _content_stems(tokens(cue))
         for position in _phrase_positions(stems, cue_stems):
-            if not _negated(words, position):
+            if not _negated(words, positions[position]):
                 return cue
     return None
 
 
 def find_forbidden(text: str, forbidden: Sequence[Forbidden]) -> list[ComplianceFlag]:
     """Forbidden phrases flag whatever surrounds them: a negated claim is still one to avoid in chat."""
-    stems = [stem(w) for w in tokens(text)]
+    stems, _ = _content_stems(tokens(text), adverbs=False)
     flags = []
     for rule in forbidden:
-        needle = [stem(w) for w in tokens(rule.phrase) if w not in _CLAUSE_BREAKS]
+        needle, _ = _content_stems(tokens(rule.phrase), adverbs=False)
         if _phrase_positions(stems, needle):
             flags.append(ComplianceFlag(phrase=rule.phrase, reason=rule.reason))
     return flags
@@ -186,8 +222,11 @@ def find_forbidden(text: str, forbidden: Sequence[Forbidden]) -> list[Compliance
 
 def strip_injections(text: str) -> tuple[str, bool]:
     """Remove role tags, fake grading JSON and sentences that instruct the grader; report whether any was."""
-    cleaned = _ROLE_TAG.sub(" ", text)
-    cleaned = _ROLE_PREFIX.sub(" ", cleaned)
+    cleaned = text
+    for block in _ROLE_BLOCKS:
+        cleaned = block.sub(" ", cleaned)
+    cleaned = _ROLE_TAG.sub(" ", cleaned)
+    cleaned = _ROLE_LINE.sub(" ", cleaned)
     cleaned = _FAKE_JSON.sub(" ", cleaned)
     kept = [s for s in _SENTENCE_BREAK.split(cleaned) if not any(p.search(s) for p in _DIRECTIVES)]
     cleaned = " ".join(" ".join(kept).split())
