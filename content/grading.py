@@ -97,7 +97,7 @@ _DIRECTIVES = (
         r"\b(?:you are|act as|pretend to be)\b.{0,40}\b(?:grader|model|assistant|ai)\b", re.IGNORECASE
     ),
 )
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+")
 
 
 @dataclass(frozen=True)
@@ -226,10 +226,13 @@ def strip_injections(text: str) -> tuple[str, bool]:
     for block in _ROLE_BLOCKS:
         cleaned = block.sub(" ", cleaned)
     cleaned = _ROLE_TAG.sub(" ", cleaned)
-    cleaned = _ROLE_LINE.sub(" ", cleaned)
     cleaned = _FAKE_JSON.sub(" ", cleaned)
-    kept = [s for s in _SENTENCE_BREAK.split(cleaned) if not any(p.search(s) for p in _DIRECTIVES)]
-    cleaned = " ".join(" ".join(kept).split())
+    lines = []
+    for line in cleaned.split("\n"):
+        sentences = _SENTENCE_BREAK.split(line)
+        lines.append(" ".join(s for s in sentences if not any(p.search(s) for p in _DIRECTIVES)))
+    cleaned = _ROLE_LINE.sub(" ", "\n".join(lines))
+    cleaned = " ".join(cleaned.split())
     return cleaned, cleaned != " ".join(text.split())
 
 
