@@ -23,6 +23,19 @@ ALIASES = {
 _FOLLOW_UP = re.compile(r"^(?:follow[- ]?up|fu)$", re.IGNORECASE)
 
 
+# Without a slash, a command must look like one, so that a role-play answer such as "Help me understand
+# your concern..." is graded, not answered with the help text: at most this many words after the name.
+PLAIN_ARGUMENT_WORDS = {
+    "help": 0,
+    "stats": 0,
+    "leaderboard": 0,
+    "resume": 0,
+    "quiz": 1,
+    "pause": 2,
+    "settings": 2,
+}
+
+
 @dataclass(frozen=True)
 class Command:
     name: str
@@ -35,11 +48,17 @@ def parse_command(text: str) -> Command | None:
     if not stripped:
         return None
     head, _, rest = stripped.partition(" ")
+    slashed = head.startswith("/")
     word = head.lstrip("/").split("@", 1)[0].lower()
+    word = word.rstrip(".!?") or word
     name = ALIASES.get(word, word)
     if name not in COMMANDS:
         return None
-    return Command(name=name, args=rest.strip())
+    args = rest.strip()
+    limit = PLAIN_ARGUMENT_WORDS.get(name)
+    if not slashed and limit is not None and len(args.split()) > limit:
+        return None
+    return Command(name=name, args=args)
 
 
 class CommandError(ValueError):

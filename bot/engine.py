@@ -393,6 +393,8 @@ class Coach:
         text = event.text
         person = loaded.person
         assert person is not None
+        if await self._read(lambda s: learning.attempt_by_key(s, idempotency_key=event.key)) is not None:
+            return  # a replayed answer: already graded and answered
         if event.reply_to_delivery is not None:
             context = await self._checked_context(person, loaded.context, event, to)
             if context is None:
@@ -420,9 +422,6 @@ class Coach:
                 text = numbered[2]
         if context.body["type"] != "roleplay":
             await self._say(to, message("That one is multiple choice: reply with the number of your answer."))
-            return
-        already = await self._read(lambda s: learning.attempt_by_key(s, idempotency_key=event.key))
-        if already is not None:
             return
         task = RoleplayTask.from_item_body(context.body)
         grade = await self._grader.grade(task, text)
@@ -694,8 +693,12 @@ class Coach:
                 timezone = check_timezone(value)
             else:
                 session_time = check_clock(value)
-        except ValueError as exc:
-            raise CommandError(f"{exc}.") from None
+        except ValueError:
+            if field == "time":
+                raise CommandError("Give the time as HH:MM, e.g. `settings time 08:30`.") from None
+            raise CommandError(
+                "Unknown time zone — use a name such as Europe/Berlin or America/New_York."
+            ) from None
         person_id = _id(person)
 
         def update(session: Session) -> None:

@@ -447,9 +447,10 @@ def record_attempt(session: Session, *, write: AttemptWrite, schedule: ScheduleC
     Re-checks the delivery under a row lock, so two concurrent answers to one question score once; a
     refused answer writes nothing. Core statements, built once: this runs for every answer.
     """
+    status = session.execute(_DELIVERY_STATUS, {"delivery_id": write.delivery_id}).scalar_one_or_none()
+    # Checked after the lock: a concurrent copy of this event that committed first is seen here.
     if session.execute(_ATTEMPT_EXISTS, {"key": write.idempotency_key}).first() is not None:
         return AttemptResult(status="duplicate")
-    status = session.execute(_DELIVERY_STATUS, {"delivery_id": write.delivery_id}).scalar_one_or_none()
     if status != DeliveryStatus.SENT:
         return AttemptResult(status="already_answered")
     card = session.execute(_CARD_FOR_ITEM, {"person_id": write.person_id, "item_id": write.item_id}).first()

@@ -26,7 +26,7 @@ class ConsoleAdapter:
     def __init__(self, out: TextIO) -> None:
         self._out = out
         self._sent = 0
-        self._open_choices: dict[str, Choice] = {}
+        self._last_question: int | None = None
 
     def _write(self, text: str) -> None:
         self._out.write(f"bot> {text.replace(chr(10), chr(10) + '     ')}\n")
@@ -36,7 +36,7 @@ class ConsoleAdapter:
         self._sent += 1
         self._write(render(message))
         if choices:
-            self._open_choices = {choice.label: choice for choice in choices}
+            self._last_question = choices[0].delivery_id
             self._out.write(f"     (reply {choices[0].label}-{choices[-1].label})\n")
             self._out.flush()
         return f"console:{self._sent}"
@@ -47,21 +47,19 @@ class ConsoleAdapter:
         return f"console:{self._sent}"
 
     async def update_message(self, to: Address, ref: str, message: Message) -> None:
-        """A terminal cannot edit what it printed; the answered question simply stops taking picks."""
-        self._open_choices = {}
+        """A terminal cannot edit what it printed; a later pick on the question is refused by the engine."""
 
     def to_event(self, line: str, *, sender: Address, key: str, received_at: datetime) -> InboundEvent | None:
         """A number picks an option of the last question shown; anything else is text for the engine."""
         text = line.strip()
         if not text:
             return None
-        choice = self._open_choices.get(text)
-        if choice is not None:
+        if text.isdigit() and self._last_question is not None:
             return ChoiceEvent(
                 sender=sender,
                 key=key,
                 received_at=received_at,
-                delivery_id=choice.delivery_id,
-                option_index=choice.option_index,
+                delivery_id=self._last_question,
+                option_index=int(text) - 1,
             )
         return TextEvent(sender=sender, key=key, received_at=received_at, text=text)
