@@ -10,7 +10,7 @@ from typing import ParamSpec, TypeVar
 P = ParamSpec("P")
 R = TypeVar("R")
 
-DEFAULT_CONCURRENCY = 8
+DEFAULT_CONCURRENCY = 4
 
 
 class StorageRunner:
