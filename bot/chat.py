@@ -18,7 +18,7 @@ from scheduler.messages import message
 from scheduler.sender import Address
 from storage import learning
 from storage.db import read_session, write_session
-from storage.models import Person, utcnow
+from storage.models import utcnow
 from storage.runner import StorageRunner
 
 QUIT_WORDS = frozenset({"quit", "exit", "/quit", "/exit"})
@@ -75,7 +75,7 @@ async def run_console_chat(
             await coach.handle(event)
 
 
-def _console_person(engine: Engine, email: str) -> Person:
+def _console_person(engine: Engine, email: str) -> learning.PersonView:
     """The roster person to be; the console identity is bound on first use (the host terminal is trusted)."""
     with write_session(engine) as session:
         person = learning.person_by_email(session, email=email)

@@ -36,7 +36,7 @@ from storage import learning
 from storage.activities import ActivityImport, upsert_activities
 from storage.audit import record_audit
 from storage.db import read_session, write_session
-from storage.models import ActivitySource, DeliveryKind, DeliveryStatus, Person, Team, utcnow
+from storage.models import ActivitySource, DeliveryKind, DeliveryStatus, utcnow
 from storage.runner import StorageRunner
 
 log = logging.getLogger(__name__)
@@ -51,13 +51,33 @@ TIME_SPENT_CAP = 3
 _NUMBERED_ANSWER = re.compile(r"^\s*(\d{1,2})\s*[:.)\-]\s*(.+)$", re.DOTALL)
 
 
+SILENT = Message(())
+"""A reply that is deliberately nothing: a replayed event is acknowledged and ignored."""
+
+
 @dataclass(frozen=True)
 class _Loaded:
     """What one read transaction gathers for an event: who sent it, their team, the question answered."""
 
-    person: Person | None
-    team: Team | None
+    person: learning.PersonView | None
+    team: learning.TeamView | None
     context: learning.DeliveryContext | None
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """How an answer was graded, ready to be written."""
+
+    answer: str
+    choice_index: int | None
+    correct: bool | None
+    score: float
+    rating: int
+    points: int
+    grader: str
+    grader_version: str
+    feedback: dict[str, Any]
+    flags: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -65,6 +85,17 @@ class _Recorded:
     result: learning.AttemptResult
     lesson: bool
     upcoming: learning.DeliveryContext | None
+
+
+@dataclass(frozen=True)
+class _ChoiceOutcome:
+    """A reply instead of feedback (a refusal, or SILENT), or what was recorded."""
+
+    reply: Message | None
+    person: learning.PersonView | None = None
+    context: learning.DeliveryContext | None = None
+    recorded: _Recorded | None = None
+    points: int = 0
 
 
 @dataclass(frozen=True)
@@ -118,10 +149,11 @@ class Coach:
 
     async def handle(self, event: InboundEvent) -> None:
         """React to one inbound event. Unknown people get one short reply and nothing is written."""
+        if isinstance(event, ChoiceEvent):
+            await self._answer_choice(event)
+            return
         sender = event.sender
-        answered = (
-            event.delivery_id if isinstance(event, ChoiceEvent) else getattr(event, "reply_to_delivery", None)
-        )
+        answered = event.reply_to_delivery if isinstance(event, TextEvent) else None
 
         def load(session: Session) -> _Loaded:
             person = learning.person_for_identity(
@@ -143,9 +175,7 @@ class Coach:
             )
             await self._say(sender, replies.UNKNOWN_PERSON if person is None else replies.INACTIVE_PERSON)
             return
-        if isinstance(event, ChoiceEvent):
-            await self._answer_choice(loaded, event)
-        elif isinstance(event, CommandEvent):
+        if isinstance(event, CommandEvent):
             await self._command(person, event, event.name, event.args)
         else:
             command = parse_command(event.text)
@@ -156,13 +186,13 @@ class Coach:
 
     # --- time -----------------------------------------------------------------------------------
 
-    def _timezone(self, person: Person) -> str:
+    def _timezone(self, person: learning.PersonView) -> str:
         return person.timezone or self._config.default_timezone
 
-    def _local_date(self, person: Person, at: datetime) -> date:
+    def _local_date(self, person: learning.PersonView, at: datetime) -> date:
         return at.astimezone(ZoneInfo(self._timezone(person))).date()
 
-    def _workdays(self, person: Person, team_workdays: str | None) -> set[int]:
+    def _workdays(self, person: learning.PersonView, team_workdays: str | None) -> set[int]:
         keys = (person.workdays or team_workdays or DEFAULT_WORKDAYS).split(",")
         return {WEEKDAY_KEYS.index(k) for k in keys if k in WEEKDAY_KEYS} or set(range(5))
 
@@ -176,7 +206,7 @@ class Coach:
 
     # --- questions ------------------------------------------------------------------------------
 
-    async def send_question(self, person: Person, context: learning.DeliveryContext) -> None:
+    async def send_question(self, person: learning.PersonView, context: learning.DeliveryContext) -> None:
         """Send a question delivery and mark it sent with the platform's message reference."""
         to = await self._address(person)
         if to is None:
@@ -191,14 +221,14 @@ class Coach:
             lambda s: learning.mark_sent(s, delivery_id=context.delivery_id, message_ref=ref, sent_at=sent_at)
         )
 
-    async def _address(self, person: Person) -> Address | None:
-        platform, person_id = self._adapter.platform, _id(person)
+    async def _address(self, person: learning.PersonView) -> Address | None:
+        platform, person_id = self._adapter.platform, person.id
         identity = await self._read(lambda s: learning.identity_of(s, person_id=person_id, platform=platform))
         if identity is None:
             return None
         return Address(identity.platform, identity.workspace, identity.user_id, identity.dm_channel)
 
-    async def start_item(self, person: Person, pack_key: str, item_key: str) -> bool:
+    async def start_item(self, person: learning.PersonView, pack_key: str, item_key: str) -> bool:
         """Send one specific item now (an admin previewing a pack as a rep would see it)."""
         now = self._clock()
         local_date = self._local_date(person, now)
@@ -214,9 +244,13 @@ class Coach:
         return True
 
     def _new_question(
-        self, session: Session, person: Person, candidate: learning.Candidate, local_date: date, now: datetime
+        self,
+        session: Session,
+        person: learning.PersonView,
+        candidate: learning.Candidate,
+        local_date: date,
+        now: datetime,
     ) -> learning.DeliveryContext | None:
-        assert person.id is not None
         delivery = learning.create_delivery(
             session,
             person_id=person.id,
@@ -232,12 +266,11 @@ class Coach:
             return None
         return learning.question_context(session, delivery_id=delivery.id)
 
-    async def _quiz(self, person: Person, args: str) -> None:
+    async def _quiz(self, person: learning.PersonView, args: str) -> None:
         to = await self._address(person)
         assert to is not None
         now = self._clock()
         local_date = self._local_date(person, now)
-        assert person.id is not None
         person_id = person.id
 
         def pick(session: Session) -> tuple[str, learning.DeliveryContext | None, list[str]]:
@@ -288,7 +321,7 @@ class Coach:
         else:
             await self.send_question(person, context)
 
-    async def _resend(self, person: Person, context: learning.DeliveryContext) -> None:
+    async def _resend(self, person: learning.PersonView, context: learning.DeliveryContext) -> None:
         to = await self._address(person)
         assert to is not None
         body = context.body
@@ -299,13 +332,16 @@ class Coach:
 
     # --- answers --------------------------------------------------------------------------------
 
-    async def _checked_context(
-        self, person: Person, context: learning.DeliveryContext | None, event: InboundEvent, to: Address
-    ) -> learning.DeliveryContext | None:
-        """The question being answered, or None after telling the rep why the answer cannot count."""
+    def _refusal(
+        self,
+        session: Session,
+        person: learning.PersonView,
+        context: learning.DeliveryContext | None,
+        event: InboundEvent,
+    ) -> Message | None:
+        """Why an answer to ``context`` cannot count (``SILENT`` for a replay), or None if it can."""
         if context is None or context.status == DeliveryStatus.PENDING or context.sent_at is None:
-            await self._say(to, replies.UNKNOWN_QUESTION)
-            return None
+            return replies.UNKNOWN_QUESTION
         if context.person_id != person.id:
             log.warning(
                 "person %s answered delivery %s of person %s",
@@ -313,80 +349,101 @@ class Coach:
                 context.delivery_id,
                 context.person_id,
             )
-            await self._say(to, replies.NOT_YOURS)
-            return None
+            return replies.NOT_YOURS
         if context.status == DeliveryStatus.ANSWERED:
-            replay = await self._read(lambda s: learning.attempt_by_key(s, idempotency_key=event.key))
-            if replay is None:
-                await self._say(to, replies.ALREADY_ANSWERED)
-            return None
+            replay = learning.attempt_by_key(session, idempotency_key=event.key) is not None
+            return SILENT if replay else replies.ALREADY_ANSWERED
         expired = context.sent_at + self._config.expire_after < event.received_at
         if context.status == DeliveryStatus.EXPIRED or expired:
-            await self._say(to, replies.EXPIRED)
-            return None
-        return context
+            return replies.EXPIRED
+        return None
 
-    async def _answer_choice(self, loaded: _Loaded, event: ChoiceEvent) -> None:
+    async def _answer_choice(self, event: ChoiceEvent) -> None:
+        """An MCQ pick: grading is instant, so person, checks and the write share one transaction."""
         to = event.sender
-        person = loaded.person
-        assert person is not None
-        context = await self._checked_context(person, loaded.context, event, to)
-        if context is None:
+        try:
+            outcome = await self._runner.run(self._answer_choice_now, event)
+        except IntegrityError:
+            log.info("a concurrent copy of event %s was recorded first", event.key)
             return
-        body = context.body
-        if body["type"] != "mcq":
-            await self._say(to, message("That one is a role-play: reply in your own words."))
+        if outcome.reply is not None:
+            if outcome.reply is not SILENT:
+                await self._say(to, outcome.reply)
             return
-        options = body["options"]
-        if not 0 <= event.option_index < len(options):
-            await self._say(to, message(f"Pick a number from 1 to {len(options)}."))
-            return
-        correct = event.option_index == int(body["answer"])
-        response = event.received_at - context.sent_at  # type: ignore[operator]
-        target = float(body["target_seconds"])
-        rating = memory.rate_mcq(
-            correct=correct, response_seconds=response.total_seconds(), target_seconds=target
-        )
-        points = (
-            (MCQ_POINTS + (FAST_BONUS if response.total_seconds() <= target else 0))
-            if correct
-            else EFFORT_POINTS
-        )
-        feedback = {"correct": correct, "picked": event.option_index, "answer": int(body["answer"])}
-        recorded = await self._record(
-            person,
-            context,
-            event,
-            answer=str(event.option_index + 1),
-            choice_index=event.option_index,
-            correct=correct,
-            score=100.0 if correct else 0.0,
-            rating=int(rating),
-            points=points,
-            grader="mcq",
-            grader_version="mcq-1",
-            feedback=feedback,
-            flags=[],
-            team=loaded.team,
-        )
-        if recorded is None:
-            return
+        person, context, recorded = outcome.person, outcome.context, outcome.recorded
+        assert person is not None and context is not None and recorded is not None  # noqa: PT018
         result = recorded.result
+        body = context.body
         await self._say(
             to,
             replies.mcq_feedback(
                 body,
                 event.option_index,
-                points=points,
+                points=outcome.points,
                 streak=result.streak_days,
                 week_points=result.week_points,
             ),
         )
         if context.message_ref is not None:
+            correct = event.option_index == int(body["answer"])
             await self._adapter.update_message(
                 to, context.message_ref, replies.answered_question(body, event.option_index, correct)
             )
         await self._follow_up(person, context, recorded, to)
+
+    def _answer_choice_now(self, event: ChoiceEvent) -> _ChoiceOutcome:
+        sender = event.sender
+        with write_session(self._engine) as session:
+            person = learning.person_for_identity(
+                session, platform=sender.platform, workspace=sender.workspace, user_id=sender.user_id
+            )
+            if person is None or not person.active:
+                log.info("refused an answer from an unknown or inactive %s user", sender.platform)
+                return _ChoiceOutcome(replies.UNKNOWN_PERSON if person is None else replies.INACTIVE_PERSON)
+            context = learning.question_context(session, delivery_id=event.delivery_id)
+            refusal = self._refusal(session, person, context, event)
+            if refusal is not None:
+                return _ChoiceOutcome(refusal)
+            assert context is not None
+            assert context.sent_at is not None
+            body = context.body
+            if body["type"] != "mcq":
+                return _ChoiceOutcome(message("That one is a role-play: reply in your own words."))
+            options = body["options"]
+            if not 0 <= event.option_index < len(options):
+                return _ChoiceOutcome(message(f"Pick a number from 1 to {len(options)}."))
+            correct = event.option_index == int(body["answer"])
+            seconds = (event.received_at - context.sent_at).total_seconds()
+            target = float(body["target_seconds"])
+            rating = memory.rate_mcq(correct=correct, response_seconds=seconds, target_seconds=target)
+            points = (MCQ_POINTS + (FAST_BONUS if seconds <= target else 0)) if correct else EFFORT_POINTS
+            recorded = self._record_now(
+                session,
+                person,
+                context,
+                event,
+                _Scored(
+                    answer=str(event.option_index + 1),
+                    choice_index=event.option_index,
+                    correct=correct,
+                    score=100.0 if correct else 0.0,
+                    rating=int(rating),
+                    points=points,
+                    grader="mcq",
+                    grader_version="mcq-1",
+                    feedback={
+                        "correct": correct,
+                        "picked": event.option_index,
+                        "answer": int(body["answer"]),
+                    },
+                    flags=[],
+                ),
+                learning.team_of(session, team_id=person.team_id),
+            )
+            status = recorded.result.status
+            if status != "recorded":
+                return _ChoiceOutcome(replies.ALREADY_ANSWERED if status == "already_answered" else SILENT)
+            return _ChoiceOutcome(None, person, context, recorded, points)
 
     async def _answer_text(self, loaded: _Loaded, event: TextEvent) -> None:
         to = event.sender
@@ -396,11 +453,14 @@ class Coach:
         if await self._read(lambda s: learning.attempt_by_key(s, idempotency_key=event.key)) is not None:
             return  # a replayed answer: already graded and answered
         if event.reply_to_delivery is not None:
-            context = await self._checked_context(person, loaded.context, event, to)
-            if context is None:
+            refusal = await self._read(lambda s: self._refusal(s, person, loaded.context, event))
+            if refusal is not None:
+                if refusal is not SILENT:
+                    await self._say(to, refusal)
                 return
+            context = loaded.context
+            assert context is not None
         else:
-            assert person.id is not None
             person_id = person.id
             since = event.received_at - self._config.expire_after
             open_roleplays = await self._read(
@@ -424,19 +484,10 @@ class Coach:
             await self._say(to, message("That one is multiple choice: reply with the number of your answer."))
             return
         task = RoleplayTask.from_item_body(context.body)
-        grade = await self._grader.grade(task, text)
+        grade = await self._grader.grade(task, text)  # slow (an LLM): outside any transaction
         rating = memory.rate_roleplay(grade.score)
         points = round(grade.score / 10) + EFFORT_POINTS
-        feedback = {
-            "points": [{"point": p.point, "hit": p.hit, "evidence": p.evidence} for p in grade.points],
-            "notes": list(grade.notes),
-            "injection_removed": grade.injection_removed,
-        }
-        flags = [{"phrase": f.phrase, "reason": f.reason} for f in grade.flags]
-        recorded = await self._record(
-            person,
-            context,
-            event,
+        scored = _Scored(
             answer=text,
             choice_index=None,
             correct=None,
@@ -445,11 +496,22 @@ class Coach:
             points=points,
             grader=grade.grader,
             grader_version=grade.version,
-            feedback=feedback,
-            flags=flags,
-            team=loaded.team,
+            feedback={
+                "points": [{"point": p.point, "hit": p.hit, "evidence": p.evidence} for p in grade.points],
+                "notes": list(grade.notes),
+                "injection_removed": grade.injection_removed,
+            },
+            flags=[{"phrase": f.phrase, "reason": f.reason} for f in grade.flags],
         )
-        if recorded is None:
+        try:
+            recorded = await self._write(
+                lambda s: self._record_now(s, person, context, event, scored, loaded.team)
+            )
+        except IntegrityError:
+            return
+        if recorded.result.status != "recorded":
+            if recorded.result.status == "already_answered":
+                await self._say(to, replies.ALREADY_ANSWERED)
             return
         result = recorded.result
         await self._say(
@@ -468,55 +530,42 @@ class Coach:
             )
         await self._follow_up(person, context, recorded, to)
 
-    async def _record(
+    def _record_now(
         self,
-        person: Person,
+        session: Session,
+        person: learning.PersonView,
         context: learning.DeliveryContext,
         event: InboundEvent,
-        *,
-        answer: str,
-        choice_index: int | None,
-        correct: bool | None,
-        score: float,
-        rating: int,
-        points: int,
-        grader: str,
-        grader_version: str,
-        feedback: dict[str, Any],
-        flags: list[dict[str, Any]],
-        team: Team | None,
-    ) -> _Recorded | None:
-        """Write the attempt, and claim the lesson and the session's next question, in one transaction.
-
-        None (after telling the rep, unless it was a replay) if the answer did not count.
-        """
+        scored: _Scored,
+        team: learning.TeamView | None,
+    ) -> _Recorded:
+        """Write the attempt, claim the lesson and find the next question, in the caller's transaction."""
         assert context.sent_at is not None
         answered_at = event.received_at
         response_ms = max(0, int((answered_at - context.sent_at).total_seconds() * 1000))
         cap_ms = int(TIME_SPENT_CAP * float(context.body["target_seconds"]) * 1000)
         local_date = self._local_date(person, answered_at)
         workdays = self._workdays(person, team.workdays if team else None)
-        assert person.id is not None
         write = learning.AttemptWrite(
             delivery_id=context.delivery_id,
             person_id=person.id,
             item_id=context.item_id,
             revision_id=context.revision_id,
             idempotency_key=event.key,
-            answer=answer[:4000],
-            choice_index=choice_index,
-            correct=correct,
-            score=score,
-            rating=rating,
+            answer=scored.answer[:4000],
+            choice_index=scored.choice_index,
+            correct=scored.correct,
+            score=scored.score,
+            rating=scored.rating,
             sent_at=context.sent_at,
             answered_at=answered_at,
             response_ms=response_ms,
             time_spent_ms=min(response_ms, cap_ms),
-            points=points,
-            grader=grader,
-            grader_version=grader_version,
-            feedback=feedback,
-            compliance_flags=flags,
+            points=scored.points,
+            grader=scored.grader,
+            grader_version=scored.grader_version,
+            feedback=scored.feedback,
+            compliance_flags=scored.flags,
             local_date=local_date,
             week_key=week_key(local_date),
             streak_continues_from=self._previous_workday(local_date, workdays),
@@ -524,39 +573,21 @@ class Coach:
 
         def schedule(state: dict[str, Any] | None, card_id: int) -> tuple[dict[str, Any], datetime, bool]:
             current = state or memory.new_card_state(card_id, answered_at)
-            review = memory.review(self._memory, current, Rating(rating), answered_at)
+            review = memory.review(self._memory, current, Rating(scored.rating), answered_at)
             return review.state, review.due, review.lapsed
 
-        missed = rating == Rating.Again
-        person_id = write.person_id
-
-        def record(session: Session) -> _Recorded:
-            result = learning.record_attempt(session, write=write, schedule=schedule)
-            if result.status != "recorded":
-                return _Recorded(result, lesson=False, upcoming=None)
-            lesson = missed and learning.claim_lesson(
-                session,
-                person_id=person_id,
-                topic_id=context.topic_id,
-                local_date=local_date,
-                now=answered_at,
-            )
-            upcoming = learning.next_pending_question(session, person_id=person_id, local_date=local_date)
-            return _Recorded(result, lesson=lesson, upcoming=upcoming)
-
-        try:
-            recorded = await self._write(record)
-        except IntegrityError:
-            return None
-        if recorded.result.status == "already_answered":
-            await self._say(event.sender, replies.ALREADY_ANSWERED)
-            return None
-        if recorded.result.status == "duplicate":
-            return None
-        return recorded
+        result = learning.record_attempt(session, write=write, schedule=schedule)
+        if result.status != "recorded":
+            return _Recorded(result, lesson=False, upcoming=None)
+        missed = scored.rating == Rating.Again
+        lesson = missed and learning.claim_lesson(
+            session, person_id=person.id, topic_id=context.topic_id, local_date=local_date, now=answered_at
+        )
+        upcoming = learning.next_pending_question(session, person_id=person.id, local_date=local_date)
+        return _Recorded(result, lesson=lesson, upcoming=upcoming)
 
     async def _follow_up(
-        self, person: Person, context: learning.DeliveryContext, recorded: _Recorded, to: Address
+        self, person: learning.PersonView, context: learning.DeliveryContext, recorded: _Recorded, to: Address
     ) -> None:
         """After a miss, the topic's lesson (once a day); then the session's next question, if any."""
         if recorded.lesson:
@@ -566,7 +597,7 @@ class Coach:
 
     # --- commands -------------------------------------------------------------------------------
 
-    async def _command(self, person: Person, event: InboundEvent, name: str, args: str) -> None:
+    async def _command(self, person: learning.PersonView, event: InboundEvent, name: str, args: str) -> None:
         to = event.sender
         try:
             fresh = await self._write(
@@ -591,20 +622,20 @@ class Coach:
             elif name == "pause":
                 await self._pause(person, args, to)
             elif name == "resume":
-                await self._write(lambda s: learning.set_paused_until(s, person_id=_id(person), until=None))
+                await self._write(lambda s: learning.set_paused_until(s, person_id=person.id, until=None))
                 await self._say(to, message("Welcome back! Your daily sessions are on again."))
             elif name == "settings":
                 await self._settings(person, args, to)
         except CommandError as exc:
             await self._say(to, message(str(exc)))
 
-    async def _stats(self, person: Person, to: Address) -> None:
+    async def _stats(self, person: learning.PersonView, to: Address) -> None:
         now = self._clock()
         timezone = self._timezone(person)
         local_date = self._local_date(person, now)
         start, end = week_bounds(local_date, timezone)
         previous_start, _ = week_bounds(local_date - timedelta(days=7), timezone)
-        person_id = _id(person)
+        person_id = person.id
         this_week = await self._read(
             lambda s: learning.attempts_between(s, person_id=person_id, start=start, end=end)
         )
@@ -613,17 +644,17 @@ class Coach:
         )
         await self._say(to, replies.stats(week_key(local_date), summarize(this_week), summarize(last_week)))
 
-    async def _leaderboard(self, person: Person, to: Address) -> None:
+    async def _leaderboard(self, person: learning.PersonView, to: Address) -> None:
         local_date = self._local_date(person, self._clock())
         key = week_key(local_date)
         if person.team_id is None:
-            await self._say(to, replies.leaderboard(key, [], _id(person)))
+            await self._say(to, replies.leaderboard(key, [], person.id))
             return
         team_id = person.team_id
         rows = await self._read(lambda s: learning.team_week_points(s, team_id=team_id, week_key=key))
-        await self._say(to, replies.leaderboard(key, rows, _id(person)))
+        await self._say(to, replies.leaderboard(key, rows, person.id))
 
-    async def _log(self, person: Person, event: InboundEvent, args: str, to: Address) -> None:
+    async def _log(self, person: learning.PersonView, event: InboundEvent, args: str, to: Address) -> None:
         now = event.received_at
         request = parse_log(args, today=self._local_date(person, now))
         types = await self._read(lambda s: learning.activity_types_for_team(s, team_id=person.team_id))
@@ -632,7 +663,7 @@ class Coach:
             known = ", ".join(sorted(types)) or "none yet"
             raise CommandError(f"I don't know the activity '{request.type_word}'. You can log: {known}.")
         row = ActivityImport(
-            person_id=_id(person),
+            person_id=person.id,
             type_key=type_key,
             occurred_at=now,
             count=request.count,
@@ -648,10 +679,10 @@ class Coach:
             reply += f" I'll remind you about the follow-up on {request.follow_up_on.isoformat()}."
         await self._say(to, message(reply))
 
-    async def _pause(self, person: Person, args: str, to: Address) -> None:
+    async def _pause(self, person: learning.PersonView, args: str, to: Address) -> None:
         until = parse_pause(args, today=self._local_date(person, self._clock()))
         stored = until or date.max
-        person_id = _id(person)
+        person_id = person.id
 
         def pause(session: Session) -> None:
             learning.set_paused_until(session, person_id=person_id, until=stored)
@@ -668,7 +699,7 @@ class Coach:
         else:
             await self._say(to, message(f"Paused until {until.isoformat()} — enjoy the break!"))
 
-    async def _settings(self, person: Person, args: str, to: Address) -> None:
+    async def _settings(self, person: learning.PersonView, args: str, to: Address) -> None:
         words = args.split()
         if not words:
             team = await self._read(lambda s: learning.team_of(s, team_id=person.team_id))
@@ -699,7 +730,7 @@ class Coach:
             raise CommandError(
                 "Unknown time zone — use a name such as Europe/Berlin or America/New_York."
             ) from None
-        person_id = _id(person)
+        person_id = person.id
 
         def update(session: Session) -> None:
             learning.update_person_schedule(
@@ -715,11 +746,6 @@ class Coach:
         await self._write(update)
         changed = f"time zone is now {timezone}" if timezone else f"session time is now {session_time}"
         await self._say(to, message(f"Done — your {changed}."))
-
-
-def _id(person: Person) -> int:
-    assert person.id is not None
-    return person.id
 
 
 def _match_activity_type(word: str, types: dict[str, str]) -> str | None:

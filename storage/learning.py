@@ -8,6 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, or_, update
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from storage.models import (
@@ -30,27 +31,64 @@ from storage.models import (
     utcnow,
 )
 
+
 # The answer path runs for every answer: its statements are built once, with bound parameters, so each
 # call reuses the compiled form instead of rebuilding expressions (measured by benchmarks/).
+@dataclass(frozen=True)
+class PersonView:
+    """What the conversation engine needs of a person, read as plain columns (no ORM object to build)."""
+
+    id: int
+    email: str
+    name: str
+    role: str
+    team_id: int | None
+    timezone: str | None
+    session_time: str | None
+    workdays: str | None
+    active: bool
+    paused_until: date | None
+
+
+@dataclass(frozen=True)
+class TeamView:
+    id: int
+    key: str
+    session_time: str
+    workdays: str
+
+
+_PERSON = Person.__table__  # type: ignore[attr-defined]
+_IDENTITY = ChatIdentity.__table__  # type: ignore[attr-defined]
+_TEAM = Team.__table__  # type: ignore[attr-defined]
+_PERSON_COLUMNS = [_PERSON.c[name] for name in PersonView.__dataclass_fields__]
 _PERSON_BY_IDENTITY = (
-    select(Person)
-    .join(ChatIdentity, col(ChatIdentity.person_id) == col(Person.id))
+    core_select(*_PERSON_COLUMNS)
+    .join(_IDENTITY, _IDENTITY.c.person_id == _PERSON.c.id)
     .where(
-        col(ChatIdentity.platform) == bindparam("platform"),
-        col(ChatIdentity.workspace) == bindparam("workspace"),
-        col(ChatIdentity.user_id) == bindparam("user_id"),
+        _IDENTITY.c.platform == bindparam("platform"),
+        _IDENTITY.c.workspace == bindparam("workspace"),
+        _IDENTITY.c.user_id == bindparam("user_id"),
     )
+)
+_PERSON_BY_EMAIL = core_select(*_PERSON_COLUMNS).where(_PERSON.c.email == bindparam("email"))
+_TEAM_BY_ID = core_select(*(_TEAM.c[name] for name in TeamView.__dataclass_fields__)).where(
+    _TEAM.c.id == bindparam("team_id")
 )
 
 
-def person_for_identity(session: Session, *, platform: str, workspace: str, user_id: str) -> Person | None:
+def person_for_identity(
+    session: Session, *, platform: str, workspace: str, user_id: str
+) -> PersonView | None:
     """The active or inactive person bound to this immutable platform id, if any."""
     params = {"platform": platform, "workspace": workspace, "user_id": user_id}
-    return session.exec(_PERSON_BY_IDENTITY, params=params).one_or_none()
+    row = session.execute(_PERSON_BY_IDENTITY, params).first()
+    return PersonView(*row) if row is not None else None
 
 
-def person_by_email(session: Session, *, email: str) -> Person | None:
-    return session.exec(select(Person).where(Person.email == email.strip().lower())).one_or_none()
+def person_by_email(session: Session, *, email: str) -> PersonView | None:
+    row = session.execute(_PERSON_BY_EMAIL, {"email": email.strip().lower()}).first()
+    return PersonView(*row) if row is not None else None
 
 
 def identity_of(session: Session, *, person_id: int, platform: str) -> ChatIdentity | None:
@@ -254,36 +292,34 @@ class DeliveryContext:
 
 
 def _context_query() -> Any:
+    """Columns in the order of :class:`DeliveryContext`'s fields."""
     return (
-        select(Delivery, Item.kind, ItemRevision.body, Topic)
+        core_select(
+            col(Delivery.id),
+            col(Delivery.person_id),
+            col(Delivery.status),
+            col(Delivery.kind),
+            col(Delivery.sent_at),
+            col(Delivery.local_session_date),
+            col(Delivery.platform_message_ref),
+            col(Delivery.item_id),
+            col(Item.kind),
+            col(Delivery.item_revision_id),
+            col(ItemRevision.body),
+            col(Topic.id),
+            col(Topic.key),
+            col(Topic.name),
+            col(Topic.lesson),
+        )
         .join(Item, col(Item.id) == col(Delivery.item_id))
         .join(ItemRevision, col(ItemRevision.id) == col(Delivery.item_revision_id))
         .join(Topic, col(Topic.id) == col(Item.topic_id))
-        .where(Delivery.kind == DeliveryKind.QUESTION)
+        .where(col(Delivery.kind) == DeliveryKind.QUESTION)
     )
 
 
 def _context(row: Any) -> DeliveryContext:
-    delivery, item_kind, body, topic = row
-    assert delivery.id is not None
-    assert topic.id is not None
-    return DeliveryContext(
-        delivery_id=delivery.id,
-        person_id=delivery.person_id,
-        status=delivery.status,
-        kind=delivery.kind,
-        sent_at=delivery.sent_at,
-        local_session_date=delivery.local_session_date,
-        message_ref=delivery.platform_message_ref,
-        item_id=delivery.item_id,
-        item_kind=item_kind,
-        revision_id=delivery.item_revision_id,
-        body=body,
-        topic_id=topic.id,
-        topic_key=topic.key,
-        topic_name=topic.name,
-        lesson=topic.lesson,
-    )
+    return DeliveryContext(*row)
 
 
 _CONTEXT_BY_ID = _context_query().where(col(Delivery.id) == bindparam("delivery_id"))
@@ -300,7 +336,7 @@ _NEXT_PENDING = (
 
 
 def question_context(session: Session, *, delivery_id: int) -> DeliveryContext | None:
-    row = session.exec(_CONTEXT_BY_ID, params={"delivery_id": delivery_id}).one_or_none()
+    row = session.execute(_CONTEXT_BY_ID, {"delivery_id": delivery_id}).first()
     return _context(row) if row is not None else None
 
 
@@ -318,12 +354,12 @@ def open_questions(
         )
         .order_by(col(Delivery.sent_at), col(Delivery.id))
     )
-    return [_context(row) for row in session.exec(query)]
+    return [_context(row) for row in session.execute(query)]
 
 
 def next_pending_question(session: Session, *, person_id: int, local_date: date) -> DeliveryContext | None:
     """The next question of today's session that has not gone out yet."""
-    row = session.exec(_NEXT_PENDING, params={"person_id": person_id, "local_date": local_date}).first()
+    row = session.execute(_NEXT_PENDING, {"person_id": person_id, "local_date": local_date}).first()
     return _context(row) if row is not None else None
 
 
@@ -625,8 +661,11 @@ def team_week_points(session: Session, *, team_id: int, week_key: str) -> list[t
     return sorted(rows, key=lambda row: (-row[2], row[1]))
 
 
-def team_of(session: Session, *, team_id: int | None) -> Team | None:
-    return session.get(Team, team_id) if team_id is not None else None
+def team_of(session: Session, *, team_id: int | None) -> TeamView | None:
+    if team_id is None:
+        return None
+    row = session.execute(_TEAM_BY_ID, {"team_id": team_id}).first()
+    return TeamView(*row) if row is not None else None
 
 
 def activity_types_for_team(session: Session, *, team_id: int | None) -> dict[str, str]:

@@ -40,7 +40,7 @@ from scheduler import memory
 from scheduler.sender import Address
 from storage import learning
 from storage.db import read_session, write_session
-from storage.models import Delivery, DeliveryKind, Person
+from storage.models import Delivery, DeliveryKind
 from storage.runner import StorageRunner
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -189,7 +189,7 @@ class Transcript:
 
     # --- looking at the database ----------------------------------------------------------------
 
-    def person(self) -> Person:
+    def person(self) -> learning.PersonView:
         with read_session(self.engine) as session:
             person = learning.person_by_email(session, email=self.email)
             assert person is not None
