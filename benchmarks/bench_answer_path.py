@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from fsrs import Rating
-from sqlalchemy import Engine, insert, make_url, select, text
+from sqlalchemy import Engine, insert, select, text
 from sqlmodel import col
 
 from bot import replies
@@ -54,6 +54,7 @@ from storage.models import (
 )
 from storage.runner import StorageRunner
 from storage.schema import upgrade_database
+from storage.scratch import scratch_postgres_database
 
 REPO = Path(__file__).resolve().parent.parent
 ANSWERS = 240
@@ -446,16 +447,8 @@ def postgres_database() -> Iterator[str | None]:
     if not server:
         yield None
         return
-    admin = make_engine(server).execution_options(isolation_level="AUTOCOMMIT")
-    name = f"coachbot_bench_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.engine.dispose()
+    with scratch_postgres_database(server, prefix="coachbot_bench") as url:
+        yield url
 
 
 def run_backend(label: str, make: Callable[[], tuple[Engine, Callable[[], None]]], baseline: float) -> None:

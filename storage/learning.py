@@ -128,71 +128,24 @@ class Candidate:
     last_rating: int | None
 
 
-def practice_candidates(session: Session, *, person_id: int, team_id: int | None) -> list[Candidate]:
-    """Live items of the packs assigned to the rep's team, with the rep's card for each (if any)."""
-    if team_id is None:
-        return []
-    packs = select(TeamPack.pack_key).where(TeamPack.team_id == team_id)
-    pack_keys = dict(session.exec(select(Pack.id, Pack.key).where(col(Pack.key).in_(packs))).all())
-    query = (
-        select(Item, Topic.key, ItemRevision.id, MemoryCard)
-        .join(Topic, col(Topic.id) == col(Item.topic_id))
-        .join(
-            ItemRevision,
-            (col(ItemRevision.item_id) == col(Item.id))
-            & (col(ItemRevision.number) == col(Item.current_revision)),
-        )
-        .outerjoin(
-            MemoryCard, (col(MemoryCard.item_id) == col(Item.id)) & (col(MemoryCard.person_id) == person_id)
-        )
-        .where(
-            col(Item.pack_id).in_(list(pack_keys)),
-            col(Item.retired_at).is_(None),
-            col(Topic.retired).is_(False),
-        )
-        .order_by(col(Item.pack_id), col(Item.id))
-    )
-    result = []
-    for item, topic_key, revision_id, card in session.exec(query):
-        assert item.id is not None
-        assert revision_id is not None
-        pack_key = pack_keys[item.pack_id]
-        result.append(
-            Candidate(
-                item_id=item.id,
-                item_key=item.key,
-                pack_key=pack_key,
-                topic_id=item.topic_id,
-                topic_key=topic_key,
-                kind=item.kind,
-                revision_id=revision_id,
-                due_at=card.due_at if card else None,
-                card_state=card.state if card else None,
-                last_rating=card.last_rating if card else None,
-            )
-        )
-    return result
-
-
-def candidate_by_key(session: Session, *, pack_key: str, item_key: str) -> Candidate | None:
-    """Any live item by ``PACK/ITEM`` (for previews), without memory state."""
-    query = (
+def _live_items() -> Any:
+    """Live items of live topics with their current revision id: (Item, topic key, revision id)."""
+    return (
         select(Item, Topic.key, ItemRevision.id)
-        .join(Pack, col(Pack.id) == col(Item.pack_id))
         .join(Topic, col(Topic.id) == col(Item.topic_id))
         .join(
             ItemRevision,
             (col(ItemRevision.item_id) == col(Item.id))
             & (col(ItemRevision.number) == col(Item.current_revision)),
         )
-        .where(Pack.key == pack_key, Item.key == item_key, col(Item.retired_at).is_(None))
+        .where(col(Item.retired_at).is_(None), col(Topic.retired).is_(False))
     )
-    row = session.exec(query).one_or_none()
-    if row is None:
-        return None
-    item, topic_key, revision_id = row
+
+
+def _candidate(
+    item: Item, pack_key: str, topic_key: str, revision_id: int, card: MemoryCard | None
+) -> Candidate:
     assert item.id is not None
-    assert revision_id is not None
     return Candidate(
         item_id=item.id,
         item_key=item.key,
@@ -201,10 +154,45 @@ def candidate_by_key(session: Session, *, pack_key: str, item_key: str) -> Candi
         topic_key=topic_key,
         kind=item.kind,
         revision_id=revision_id,
-        due_at=None,
-        card_state=None,
-        last_rating=None,
+        due_at=card.due_at if card else None,
+        card_state=card.state if card else None,
+        last_rating=card.last_rating if card else None,
     )
+
+
+def practice_candidates(session: Session, *, person_id: int, team_id: int | None) -> list[Candidate]:
+    """Live items of the packs assigned to the rep's team, with the rep's card for each (if any)."""
+    if team_id is None:
+        return []
+    packs = select(TeamPack.pack_key).where(TeamPack.team_id == team_id)
+    pack_keys = dict(session.exec(select(Pack.id, Pack.key).where(col(Pack.key).in_(packs))).all())
+    query = (
+        _live_items()
+        .add_columns(MemoryCard)
+        .outerjoin(
+            MemoryCard, (col(MemoryCard.item_id) == col(Item.id)) & (col(MemoryCard.person_id) == person_id)
+        )
+        .where(col(Item.pack_id).in_(list(pack_keys)))
+        .order_by(col(Item.pack_id), col(Item.id))
+    )
+    return [
+        _candidate(item, pack_keys[item.pack_id], topic_key, revision_id, card)
+        for item, topic_key, revision_id, card in session.exec(query)
+    ]
+
+
+def candidate_by_key(session: Session, *, pack_key: str, item_key: str) -> Candidate | None:
+    """Any live item by ``PACK/ITEM`` (for previews), without memory state."""
+    query = (
+        _live_items()
+        .join(Pack, col(Pack.id) == col(Item.pack_id))
+        .where(col(Pack.key) == pack_key, col(Item.key) == item_key)
+    )
+    row = session.exec(query).one_or_none()
+    if row is None:
+        return None
+    item, topic_key, revision_id = row
+    return _candidate(item, pack_key, topic_key, revision_id, None)
 
 
 def deliveries_on(session: Session, *, person_id: int, local_date: date, kind: str) -> list[Delivery]:

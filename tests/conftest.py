@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 from storage.db import make_engine
 from storage.models import metadata
 from storage.schema import upgrade_database
+from storage.scratch import scratch_postgres_database
 
 PG_URL_VARIABLE = "COACHBOT_TEST_DATABASE_URL"
 REQUIRE_PG_VARIABLE = "COACHBOT_REQUIRE_POSTGRES"
@@ -64,22 +65,16 @@ def postgres_url() -> Iterator[str]:
     if not server_url:
         _unavailable(f"{PG_URL_VARIABLE} is not set (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)")
         return
-    admin = make_engine(server_url).execution_options(isolation_level="AUTOCOMMIT")
-    name = f"coachbot_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as exc:
-        admin.engine.dispose()
-        parsed = make_url(server_url)
-        _unavailable(f"no server answers at {parsed.host}:{parsed.port or 5432} ({type(exc.orig).__name__})")
-        return
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.engine.dispose()
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(scratch_postgres_database(server_url, prefix="coachbot_test"))
+        except OperationalError as exc:
+            parsed = make_url(server_url)
+            _unavailable(
+                f"no server answers at {parsed.host}:{parsed.port or 5432} ({type(exc.orig).__name__})"
+            )
+            return
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 
@@ -37,6 +36,7 @@ from storage.schema import (
     require_current_schema,
     upgrade_database,
 )
+from storage.scratch import scratch_postgres_database
 from tests.conftest import PG_URL_VARIABLE, Database
 
 
@@ -219,17 +219,8 @@ def test_an_unmigrated_database_is_refused_with_advice(tmp_path: os.PathLike[str
 
 @pytest.fixture
 def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
-    server = os.environ[PG_URL_VARIABLE]
-    admin = make_engine(server).execution_options(isolation_level="AUTOCOMMIT")
-    name = f"coachbot_upgrade_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.engine.dispose()
+    with scratch_postgres_database(os.environ[PG_URL_VARIABLE], prefix="coachbot_upgrade") as url:
+        yield url
 
 
 @pytest.mark.postgres
