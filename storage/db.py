@@ -100,9 +100,11 @@ def write_session(engine: Engine, *, dry_run: bool = False) -> Iterator[Session]
     ``dry_run`` the block runs the real code and everything it wrote is rolled back, so a preview reports
     exactly what a real run would change.
     """
-    bind = engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"}) if is_sqlite(engine) else engine
-    with Session(bind, expire_on_commit=False) as session:
+    with Session(engine, expire_on_commit=False) as session:
         session.begin()
+        if is_sqlite(engine):
+            # Options given with the first connection apply before its BEGIN is emitted.
+            session.connection(execution_options={_BEGIN_OPTION: "IMMEDIATE"})
         try:
             yield session
         except BaseException:
