@@ -148,7 +148,21 @@ class Coach:
     # --- entry point ----------------------------------------------------------------------------
 
     async def handle(self, event: InboundEvent) -> None:
-        """React to one inbound event. Unknown people get one short reply and nothing is written."""
+        """React to one inbound event. Unknown people get one short reply and nothing is written.
+
+        A failure on our side (a database outage, a bug) is logged with its traceback and the rep gets a
+        short apology, never a stack trace; their answer can be sent again.
+        """
+        try:
+            await self._handle(event)
+        except Exception:
+            log.exception("failed to handle %s %s", type(event).__name__, event.key)
+            try:
+                await self._say(event.sender, replies.OUR_FAULT)
+            except Exception:
+                log.exception("could not tell the sender about the failure either")
+
+    async def _handle(self, event: InboundEvent) -> None:
         if isinstance(event, ChoiceEvent):
             await self._answer_choice(event)
             return

@@ -29,6 +29,7 @@ UNKNOWN_QUESTION = message("I can't find that question. Send ", bold("quiz"), " 
 NOT_YOURS = message("That question was sent to someone else, so I can't take an answer to it from you.")
 ALREADY_ANSWERED = message("You've already answered that one. Send ", bold("quiz"), " for the next question.")
 EXPIRED = message("That question has expired. Send ", bold("quiz"), " for a fresh one.")
+OUR_FAULT = message("Sorry — something went wrong on my side. Please try that again in a minute.")
 NOTHING_TO_PRACTISE = message("There's nothing to practise right now — your team has no content yet.")
 NO_MORE_TODAY = message("You've practised everything available for now. Great work — come back tomorrow!")
 

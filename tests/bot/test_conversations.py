@@ -15,6 +15,8 @@ from fsrs import Rating
 from sqlmodel import col, select
 
 from bot.events import ChoiceEvent, InboundEvent, TextEvent
+from bot.grading import RoleplayTask
+from content.grading import Grade
 from scheduler import memory
 from storage import learning
 from storage.db import write_session
@@ -978,3 +980,28 @@ async def test_an_admin_without_a_team(db: Database) -> None:
             ("log visit 1", "bot> Logged 1 × Doctor visit."),
         ]
     )
+
+
+class BrokenGrader:
+    """A grader with a bug in it."""
+
+    async def grade(self, task: RoleplayTask, answer: str) -> Grade:
+        raise RuntimeError("grader bug")
+
+
+async def test_a_failure_on_our_side_gets_an_apology_and_stores_nothing(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    load_content(db.engine)
+    rita = Transcript.start(db.engine, "rita@example.com", grader=BrokenGrader())
+    await rita.start_item("ob-rp")
+    await rita.play(
+        [
+            (
+                "I understand, what do you compare it with?",
+                "bot> Sorry — something went wrong on my side. Please try that again in a minute.",
+            )
+        ]
+    )
+    assert "failed to handle TextEvent" in caplog.text
+    assert attempts_of(rita) == []

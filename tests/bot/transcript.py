@@ -34,7 +34,7 @@ from sqlmodel import Session, col, select
 from bot.adapters.console.adapter import PLATFORM, ConsoleAdapter
 from bot.engine import Coach, CoachConfig
 from bot.events import ChoiceEvent, InboundEvent, TextEvent
-from bot.grading import RubricGrader
+from bot.grading import RoleplayGrader, RubricGrader
 from content.loading import load_packs, load_roster
 from scheduler import memory
 from scheduler.sender import Address
@@ -107,6 +107,7 @@ class Transcript:
     step: timedelta = STEP
     out: io.StringIO = field(default_factory=io.StringIO)
     keys: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    grader: RoleplayGrader = field(default_factory=RubricGrader)
 
     def __post_init__(self) -> None:
         self.address = bind_console(self.engine, self.email)
@@ -115,7 +116,7 @@ class Transcript:
             engine=self.engine,
             runner=StorageRunner(),
             adapter=self.adapter,
-            grader=RubricGrader(),
+            grader=self.grader,
             memory_model=memory.make_scheduler(fuzzing=False),
             config=CoachConfig(default_timezone="UTC", expire_after=EXPIRE_AFTER),
             clock=self.clock,
@@ -123,9 +124,14 @@ class Transcript:
 
     @classmethod
     def start(
-        cls, engine: Engine, email: str = "rita@example.com", *, clock: Clock | None = None
+        cls,
+        engine: Engine,
+        email: str = "rita@example.com",
+        *,
+        clock: Clock | None = None,
+        grader: RoleplayGrader | None = None,
     ) -> Transcript:
-        return cls(engine=engine, email=email, clock=clock or Clock())
+        return cls(engine=engine, email=email, clock=clock or Clock(), grader=grader or RubricGrader())
 
     def as_rep(self, email: str) -> Transcript:
         """Another rep in the same database, on the same clock."""
