@@ -165,8 +165,12 @@ def import_activity_rows(
     dry_run: bool = False,
     now: datetime | None = None,
     progress: Progress | None = None,
+    source: str = ActivitySource.CSV,
 ) -> ActivityReport:
-    """Validate ``(line, row)`` pairs against the roster and the packs, then store them in one transaction."""
+    """Validate ``(line, row)`` pairs against the roster and the packs, then store them in one transaction.
+
+    CSV files and the CRM API share this path, so both get the same checks, all-or-nothing and keys.
+    """
     with write_session(engine, dry_run=dry_run) as session:
         people = {
             email: activity_files.KnownPerson(id=person.id, timezone=person.timezone)
@@ -181,7 +185,7 @@ def import_activity_rows(
             default_timezone=default_timezone,
             now=now or datetime.now(UTC),
         )
-        report = upsert_activities(session, rows=imports, source=ActivitySource.CSV, on_row=progress)
+        report = upsert_activities(session, rows=imports, source=source, on_row=progress)
         if report.changed_anything:
             record_audit(
                 session,
@@ -189,6 +193,7 @@ def import_activity_rows(
                 action="activities.import",
                 details={
                     "file": file,
+                    "source": source,
                     "added": report.added,
                     "updated": report.updated,
                     "rows": len(imports),
