@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -378,6 +378,20 @@ def chat(
             _fail(str(exc))
         except KeyboardInterrupt:
             typer.echo("")
+
+
+@app.command("run")
+def run(ctx: typer.Context) -> None:
+    """Serve: the chat adapters configured in the environment and the HTTP app (migrates first)."""
+    import asyncio
+
+    from bot.logs import configure_logging
+    from bot.runtime import serve
+
+    settings = _state(ctx).settings
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    with _reported_errors(), suppress(KeyboardInterrupt):
+        asyncio.run(serve(settings))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,106 @@
+"""``coachbot run``: the chat adapters configured in the environment and the HTTP app, in one process."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+import uvicorn
+from fastapi import APIRouter, FastAPI
+from sqlalchemy import Engine
+
+from bot.composition import build_grader
+from bot.grading import RoleplayGrader
+from bot.http import create_app
+from bot.settings import Settings
+from storage.db import make_engine
+from storage.locks import single_instance
+from storage.runner import StorageRunner
+from storage.schema import upgrade_database
+
+log = logging.getLogger(__name__)
+
+
+class Service(Protocol):
+    """A chat adapter as the process runs it: started in the app's lifespan, stopped on shutdown."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def started(self) -> bool: ...
+
+    def routers(self) -> Sequence[APIRouter]: ...
+
+
+def build_services(
+    settings: Settings, *, engine: Engine, runner: StorageRunner, grader: RoleplayGrader
+) -> list[Service]:
+    """The adapters switched on by settings alone (Slack, Telegram); none means an API-only process."""
+    services: list[Service] = []
+    return services
+
+
+def build_app(
+    settings: Settings, engine: Engine, services: Sequence[Service], runner: StorageRunner
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        started: list[Service] = []
+        try:
+            for service in services:
+                await service.start()
+                started.append(service)
+                log.info("%s adapter started", service.name)
+            yield
+        finally:
+            for service in reversed(started):
+                try:
+                    await service.stop()
+                except Exception:
+                    log.exception("%s adapter did not stop cleanly", service.name)
+
+    async def readiness() -> dict[str, bool]:
+        return {service.name: service.started() for service in services}
+
+    return create_app(
+        engine=engine,
+        runner=runner,
+        api_tokens=[token.get_secret_value() for token in settings.api_tokens],
+        default_timezone=settings.timezone,
+        readiness=readiness,
+        routers=[router for service in services for router in service.routers()],
+        lifespan=lifespan,
+    )
+
+
+async def serve(settings: Settings, *, uvicorn_options: dict[str, Any] | None = None) -> None:
+    """Migrate, take the SQLite instance lock, start the adapters and serve HTTP until stopped."""
+    engine = make_engine(settings.database_url)
+    try:
+        with single_instance(engine):
+            upgrade_database(engine)
+            runner = StorageRunner()
+            services = build_services(settings, engine=engine, runner=runner, grader=build_grader(settings))
+            app = build_app(settings, engine, services, runner)
+            config = uvicorn.Config(
+                app,
+                host=settings.http_host,
+                port=settings.http_port,
+                log_level=settings.log_level,
+                access_log=False,
+                **(uvicorn_options or {}),
+            )
+            log.info(
+                "serving on http://%s:%s with %s",
+                settings.http_host,
+                settings.http_port,
+                ", ".join(s.name for s in services) or "no chat adapter (API only)",
+            )
+            await uvicorn.Server(config).serve()
+    finally:
+        engine.dispose()
