@@ -1,0 +1,393 @@
+"""The Slack adapter: slack-bolt (async) over one Web API client, in HTTP mode or Socket Mode.
+
+Every request is acknowledged first; engine work runs afterwards in a task this adapter tracks (``drain``
+waits for them, ``stop`` too). Inbound events are claimed once per Slack event id / action and trigger
+(``processed_update``, platform ``slack``), so Slack's retries (``X-Slack-Retry-Num``) and repeated clicks
+change nothing, while a retry of a request we never saw is processed normally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from bot.adapters.slack import translate
+from bot.events import InboundEvent
+from scheduler.messages import Choice, Message
+from scheduler.sender import Address
+from storage import directory
+from storage.db import read_session, write_session
+from storage.models import utcnow
+from storage.runner import StorageRunner
+
+log = logging.getLogger(__name__)
+
+PLATFORM = translate.PLATFORM
+DEFAULT_API_URL = "https://slack.com/api/"
+DEFAULT_PACE_SECONDS = 1.0
+"""Slack allows about one message per second per channel (https://api.slack.com/apis/rate-limits)."""
+DEFAULT_RATE_LIMIT_RETRIES = 3
+CLAIM_PREFIX = "recv:"
+"""The adapter's claim keys are prefixed: the engine claims a command's own key itself."""
+
+Handler = Callable[[InboundEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A roster person bound to a Slack id found by their email."""
+
+    email: str
+    workspace: str
+    user_id: str
+
+
+class SlackAdapter:
+    """Implements :class:`bot.protocol.ChatAdapter` for Slack.
+
+    HTTP mode: route ``POST /slack/events`` to ``await adapter.request_handler.handle(request)``.
+    Socket Mode: pass ``app_token``; :meth:`start` connects with ``connect_async()``.
+    """
+
+    platform = PLATFORM
+
+    def __init__(
+        self,
+        *,
+        token: str,
+        engine: Engine,
+        runner: StorageRunner,
+        signing_secret: str | None = None,
+        app_token: str | None = None,
+        api_url: str = DEFAULT_API_URL,
+        pace_seconds: float = DEFAULT_PACE_SECONDS,
+        rate_limit_retries: int = DEFAULT_RATE_LIMIT_RETRIES,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        if app_token is None and not signing_secret:
+            raise ValueError("HTTP mode needs the signing secret (or give an app token for Socket Mode)")
+        self._engine = engine
+        self._runner = runner
+        self._app_token = app_token
+        self._pace = pace_seconds
+        self._clock = clock
+        self._handler: Handler | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._last_send: dict[str, float] = {}
+        self._socket: AsyncSocketModeHandler | None = None
+        self.bot_user_id: str | None = None
+        self.team_id: str | None = None
+        self.started = False
+        self.client = AsyncWebClient(
+            token=token,
+            base_url=api_url if api_url.endswith("/") else api_url + "/",
+            retry_handlers=[
+                AsyncConnectionErrorRetryHandler(),
+                AsyncRateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
+            ],
+        )
+        self.app = AsyncApp(
+            client=self.client,
+            signing_secret=signing_secret,
+            request_verification_enabled=bool(signing_secret),
+            # Our listeners only ack and start a task (the Answer button opens its modal first), so Bolt
+            # may run them before answering: the response is as quick, and the task is started when it
+            # returns (Bolt would otherwise run event listeners after answering, out of our sight).
+            process_before_response=True,
+            name="coachbot",
+        )
+        self.request_handler = AsyncSlackRequestHandler(self.app)
+        """For the HTTP app: ``return await adapter.request_handler.handle(request)``."""
+        self._register()
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def set_handler(self, handler: Handler) -> None:
+        """Where inbound events go: ``adapter.set_handler(coach.handle)`` (the engine needs the adapter
+        first, so this is set after construction)."""
+        self._handler = handler
+
+    @property
+    def socket_mode(self) -> bool:
+        return self._app_token is not None
+
+    async def start(self) -> None:
+        """Check the token with ``auth.test`` (as Bolt does), then connect Socket Mode if configured."""
+        auth = await self.client.auth_test()
+        self.bot_user_id = auth.get("user_id")
+        self.team_id = auth.get("team_id")
+        if self._app_token is not None:
+            self._socket = AsyncSocketModeHandler(self.app, self._app_token, web_client=self.client)
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]
+        self.started = True
+        log.info("slack adapter started (%s mode)", "socket" if self.socket_mode else "http")
+
+    async def stop(self) -> None:
+        """Close Socket Mode, finish the engine work in flight, and close the HTTP session if we own one."""
+        self.started = False
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
+            self._socket = None
+        await self.drain()
+
+    async def drain(self) -> None:
+        """Wait until the engine work started by past requests has finished."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("slack event processing failed", exc_info=task.exception())
+
+    # --- inbound --------------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        app = self.app
+        app.event("message")(self._on_message)
+        app.event(re.compile(r".*"))(self._on_ignored)
+        app.action(translate.CHOICE_ACTION)(self._on_choice)
+        app.action(translate.ANSWER_ACTION)(self._on_answer_button)
+        app.action(re.compile(r".*"))(self._on_ignored)
+        app.view(translate.ANSWER_VIEW)(self._on_answer_view)
+        app.command("/coach")(self._on_command)
+
+    async def _on_ignored(self, ack: AsyncAck) -> None:
+        await ack()
+
+    async def _on_message(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        event = translate.event_to_inbound(body, bot_user_id=self.bot_user_id, received_at=self._clock())
+        if event is not None:
+            self._spawn(self._process(event))
+
+    async def _on_choice(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        event = translate.action_to_inbound(body, received_at=self._clock())
+        if event is None:
+            log.warning("dropped a block_actions payload without the fields of an answer")
+            return
+        self._spawn(self._process(event))
+
+    async def _on_answer_button(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        request = translate.answer_request(body)
+        if request is not None:
+            # trigger_id is valid for 3 seconds: open the modal before anything else.
+            try:
+                await self.client.views_open(
+                    trigger_id=request.trigger_id, view=translate.answer_modal(request)
+                )
+            except SlackApiError as exc:
+                log.warning("could not open the answer modal: %s", exc.response.get("error"))
+        else:
+            log.warning("dropped an Answer click without trigger, channel or message")
+        await ack()
+
+    async def _on_answer_view(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        answer = translate.view_to_answer(body)
+        if answer is None:
+            log.warning("dropped a view_submission without an answer")
+            return
+        self._spawn(self._process_answer(answer, self._clock()))
+
+    async def _on_command(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        event = translate.command_to_inbound(body, received_at=self._clock())
+        if event is None:
+            log.warning("dropped a slash command without team, user or trigger")
+            return
+        self._spawn(self._process(event))
+
+    async def _process_answer(self, answer: translate.ModalAnswer, received_at: datetime) -> None:
+        delivery_id, ref = translate.metadata_delivery(answer.metadata)
+        if delivery_id is None and ref is not None:
+            delivery_id = await self._read(lambda s: directory.delivery_for_message(s, message_ref=ref))
+        await self._process(translate.answer_event(answer, delivery_id=delivery_id, received_at=received_at))
+
+    async def _process(self, event: InboundEvent) -> None:
+        """Claim the event once (for a known person), then hand it to the engine."""
+        sender = event.sender
+
+        def claim() -> directory.Claim:
+            try:
+                with write_session(self._engine) as session:
+                    return directory.claim_inbound(
+                        session,
+                        platform=PLATFORM,
+                        workspace=sender.workspace,
+                        user_id=sender.user_id,
+                        update_key=CLAIM_PREFIX + event.key,
+                    )
+            except IntegrityError:
+                return directory.Claim.REPLAY
+
+        if await self._runner.run(claim) is directory.Claim.REPLAY:
+            log.info("ignored a replayed slack %s %s", type(event).__name__, event.key)
+            return
+        if self._handler is None:
+            log.error("no engine attached to the slack adapter; dropped %s", event.key)
+            return
+        await self._handler(event)
+
+    # --- storage --------------------------------------------------------------------------------
+
+    async def _read(self, fn: Callable[[Any], Any]) -> Any:
+        def run() -> Any:
+            with read_session(self._engine) as session:
+                return fn(session)
+
+        return await self._runner.run(run)
+
+    async def _write(self, fn: Callable[[Any], Any]) -> Any:
+        def run() -> Any:
+            with write_session(self._engine) as session:
+                return fn(session)
+
+        return await self._runner.run(run)
+
+    # --- outbound -------------------------------------------------------------------------------
+
+    async def _channel(self, to: Address) -> str:
+        """The DM channel with this person: given, stored, or opened with ``conversations.open`` (and then
+        stored on their chat identity, since ``chat.update`` needs the channel, not the user id)."""
+        if to.channel:
+            return to.channel
+        stored: str | None = await self._read(
+            lambda s: directory.dm_channel(s, platform=PLATFORM, workspace=to.workspace, user_id=to.user_id)
+        )
+        if stored:
+            return stored
+        opened = await self.client.conversations_open(users=to.user_id)
+        channel = str(opened["channel"]["id"])
+        await self._write(
+            lambda s: directory.set_dm_channel(
+                s, platform=PLATFORM, workspace=to.workspace, user_id=to.user_id, channel=channel
+            )
+        )
+        return channel
+
+    @asynccontextmanager
+    async def _paced(self, channel: str) -> AsyncIterator[None]:
+        """One message at a time per channel, at most one per ``pace_seconds``."""
+        lock = self._locks.setdefault(channel, asyncio.Lock())
+        loop = asyncio.get_running_loop()
+        async with lock:
+            wait = self._last_send.get(channel, -math.inf) + self._pace - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                yield
+            finally:
+                self._last_send[channel] = loop.time()
+
+    async def send_message(self, to: Address, message: Message, choices: Sequence[Choice] = ()) -> str | None:
+        channel = await self._channel(to)
+        async with self._paced(channel):
+            response = await self.client.chat_postMessage(
+                channel=channel,
+                text=translate.fallback_text(message),
+                blocks=translate.message_blocks(message, choices),
+                unfurl_links=False,
+            )
+        return translate.message_ref(str(response["channel"]), str(response["ts"]))
+
+    async def send_image(self, to: Address, image: bytes, caption: Message) -> str | None:
+        """Upload a chart (``files_upload_v2``: getUploadURLExternal, upload, completeUploadExternal)."""
+        channel = await self._channel(to)
+        async with self._paced(channel):
+            response = await self.client.files_upload_v2(
+                channel=channel,
+                file=image,
+                filename="chart.png",
+                title="chart.png",
+                initial_comment=translate.mrkdwn(caption),
+            )
+        files = response.get("files") or []
+        file_id = files[0].get("id") if files and isinstance(files[0], dict) else None
+        return str(file_id) if file_id else None
+
+    async def update_message(self, to: Address, ref: str, message: Message) -> None:
+        """Replace a question with its answered form, without buttons, so it cannot be answered twice."""
+        channel, ts = translate.split_ref(ref)
+        if channel is None:
+            channel = await self._channel(to)
+        async with self._paced(channel):
+            await self.client.chat_update(
+                channel=channel,
+                ts=ts,
+                text=translate.fallback_text(message),
+                blocks=translate.text_blocks(message),
+            )
+
+    # --- onboarding -----------------------------------------------------------------------------
+
+    async def bind_by_email(self) -> list[Bound]:
+        """Find active roster people without a Slack id by email (``users.lookupByEmail``) and bind them."""
+        return await bind_by_email(
+            self.client, engine=self._engine, runner=self._runner, team_id=self.team_id
+        )
+
+
+async def bind_by_email(
+    client: AsyncWebClient, *, engine: Engine, runner: StorageRunner, team_id: str | None = None
+) -> list[Bound]:
+    """Bind each active roster person without a Slack identity to the Slack user with their email.
+
+    People Slack does not know (``users_not_found``) are skipped; they can be bound on a later run.
+    """
+
+    def unbound() -> list[directory.Unbound]:
+        with read_session(engine) as session:
+            return directory.people_without_identity(session, platform=PLATFORM)
+
+    bound: list[Bound] = []
+    for person in await runner.run(unbound):
+        try:
+            response = await client.users_lookupByEmail(email=person.email)
+        except SlackApiError as exc:
+            log.info("no slack user for a roster person (%s)", exc.response.get("error"))
+            continue
+        user = response.get("user") or {}
+        user_id = user.get("id")
+        workspace = user.get("team_id") or team_id
+        if not isinstance(user_id, str) or not isinstance(workspace, str) or user.get("is_bot"):
+            continue
+
+        def bind(email: str = person.email, uid: str = user_id, ws: str = workspace) -> bool:
+            try:
+                with write_session(engine) as session:
+                    return directory.bind_identity_by_email(
+                        session, email=email, platform=PLATFORM, workspace=ws, user_id=uid
+                    )
+            except IntegrityError:
+                return False
+
+        if await runner.run(bind):
+            bound.append(Bound(person.email, workspace, user_id))
+    return bound

@@ -1,0 +1,410 @@
+"""The Slack adapter end to end: signed requests through Bolt's FastAPI handler, the real engine and
+database (SQLite and Postgres), and a fake Slack Web API server (tests/fakes/slack_server.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request, Response
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from bot.adapters.slack import SlackAdapter
+from bot.engine import Coach, CoachConfig
+from bot.grading import RubricGrader
+from scheduler import memory
+from scheduler.messages import message
+from scheduler.sender import Address
+from storage import learning
+from storage.db import read_session
+from storage.models import Attempt, ChatIdentity, Delivery
+from storage.runner import StorageRunner
+from tests.bot.transcript import EXPIRE_AFTER, STEP, Clock, load_content
+from tests.conftest import Database, snapshot
+from tests.fakes.slack_server import BOT_ID, BOT_TOKEN, BOT_USER_ID, TEAM_ID, Call, FakeSlackServer
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "slack"
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+RITA = "U0RITA"
+DM = "DU0RITA"
+SLACK_USERS = {"rita@example.com": RITA, "ben@example.com": "U0BEN"}
+
+
+def fixture(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text())
+    data.pop("_doc")
+    return data
+
+
+def sign(body: str, timestamp: int, secret: str = SECRET) -> str:
+    """X-Slack-Signature as https://api.slack.com/authentication/verifying-requests-from-slack documents."""
+    base = f"v0:{timestamp}:{body}".encode()
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+@dataclass
+class Harness:
+    engine: Engine
+    server: FakeSlackServer
+    adapter: SlackAdapter
+    coach: Coach
+    http: httpx.AsyncClient
+    clock: Clock
+
+    async def post(
+        self,
+        body: str,
+        content_type: str,
+        *,
+        retry_num: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        timestamp = int(time.time())
+        sent = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": str(timestamp),
+            "X-Slack-Signature": sign(body, timestamp),
+        }
+        if retry_num is not None:
+            sent["X-Slack-Retry-Num"] = str(retry_num)
+            sent["X-Slack-Retry-Reason"] = "http_timeout"
+        sent.update(headers or {})
+        self.clock.advance(STEP)
+        response = await self.http.post("/slack/events", content=body.encode(), headers=sent)
+        await self.adapter.drain()
+        return response
+
+    async def event(self, body: dict[str, Any], *, retry_num: int | None = None) -> httpx.Response:
+        return await self.post(json.dumps(body), "application/json", retry_num=retry_num)
+
+    async def interaction(self, payload: dict[str, Any]) -> httpx.Response:
+        return await self.post(
+            urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
+        )
+
+    async def command(self, text: str, trigger: str = "1.2.command") -> httpx.Response:
+        fields = fixture("slash_command") | {"text": text, "trigger_id": trigger}
+        return await self.post(urlencode(fields), "application/x-www-form-urlencoded")
+
+    def posts(self, since: int = 0) -> list[Call]:
+        return [c for c in self.server.calls[since:] if c.method == "chat.postMessage"]
+
+    def attempts(self) -> list[Attempt]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(Attempt)))
+
+    def delivery(self) -> Delivery:
+        with Session(self.engine) as session:
+            found = session.exec(select(Delivery).order_by(col(Delivery.id).desc())).first()
+            assert found is not None
+            return found
+
+
+@pytest.fixture
+async def slack(db: Database) -> AsyncIterator[Harness]:
+    load_content(db.engine)
+    clock = Clock()
+    async with FakeSlackServer(users_by_email=dict(SLACK_USERS)) as server:
+        runner = StorageRunner()
+        adapter = SlackAdapter(
+            token=BOT_TOKEN,
+            signing_secret=SECRET,
+            engine=db.engine,
+            runner=runner,
+            api_url=server.api_url,
+            pace_seconds=0.0,
+            clock=clock,
+        )
+        coach = Coach(
+            engine=db.engine,
+            runner=runner,
+            adapter=adapter,
+            grader=RubricGrader(),
+            memory_model=memory.make_scheduler(fuzzing=False),
+            config=CoachConfig(default_timezone="UTC", expire_after=EXPIRE_AFTER),
+            clock=clock,
+        )
+        adapter.set_handler(coach.handle)
+        await adapter.start()
+
+        api = FastAPI()
+
+        @api.post("/slack/events")
+        async def slack_events(request: Request) -> Response:
+            return await adapter.request_handler.handle(request)
+
+        transport = httpx.ASGITransport(app=api)
+        async with httpx.AsyncClient(transport=transport, base_url="http://coachbot.test") as http:
+            yield Harness(db.engine, server, adapter, coach, http, clock)
+        await adapter.stop()
+
+
+async def bound(h: Harness) -> None:
+    result = await h.adapter.bind_by_email()
+    assert {b.email for b in result} == {"rita@example.com", "ben@example.com"}
+
+
+def buttons(call: Call) -> list[dict[str, Any]]:
+    blocks = call.args["blocks"]
+    return [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
+
+
+# --- the rep's flows ----------------------------------------------------------------------------------
+
+
+async def test_start_checks_the_token_with_auth_test(slack: Harness) -> None:
+    auth = slack.server.of("auth.test")
+    assert auth
+    assert auth[0].authorization == f"Bearer {BOT_TOKEN}"
+    assert slack.adapter.bot_user_id == BOT_USER_ID
+    assert slack.adapter.team_id == TEAM_ID
+
+
+async def test_bind_by_email_binds_roster_people_slack_knows(slack: Harness) -> None:
+    await bound(slack)
+    lookups = slack.server.of("users.lookupByEmail")
+    assert {c.args["email"] for c in lookups} == {
+        "rita@example.com",
+        "ben@example.com",
+        "mia@example.com",
+        "ada@example.com",
+    }
+    assert all(c.http_method == "GET" and c.encoding == "query" for c in lookups)
+    with read_session(slack.engine) as session:
+        rita = learning.person_for_identity(session, platform="slack", workspace=TEAM_ID, user_id=RITA)
+    assert rita is not None
+    assert rita.email == "rita@example.com"
+    assert await slack.adapter.bind_by_email() == []  # only mia and ada are looked up again
+
+
+async def test_a_rep_gets_an_mcq_clicks_and_gets_feedback_and_an_updated_question(slack: Harness) -> None:
+    await bound(slack)
+    response = await slack.command("quiz")
+    assert response.status_code == 200
+    opened = slack.server.of("conversations.open")
+    assert [c.args["users"] for c in opened] == [RITA]
+    with Session(slack.engine) as session:
+        identity = session.exec(select(ChatIdentity).where(ChatIdentity.user_id == RITA)).one()
+    assert identity.dm_channel == DM
+    (question,) = slack.posts()
+    assert question.encoding == "json"
+    assert question.args["channel"] == DM
+    choice_buttons = buttons(question)
+    assert len(choice_buttons) == 3
+    delivery = slack.delivery()
+    assert delivery.platform_message_ref is not None
+    channel, ts = delivery.platform_message_ref.split(":")
+    assert channel == DM
+
+    click = fixture("block_actions_choice")
+    click["actions"][0] |= {"action_id": choice_buttons[1]["action_id"], "value": choice_buttons[1]["value"]}
+    click["container"]["message_ts"] = ts
+    before = len(slack.server.calls)
+    assert (await slack.interaction(click)).status_code == 200
+    feedback = slack.posts(before)[0]
+    assert "Correct" in feedback.args["text"] or "Not quite" in feedback.args["text"]
+    (update,) = slack.server.of("chat.update")
+    assert update.encoding == "json"
+    assert (update.args["channel"], update.args["ts"]) == (DM, ts)
+    assert "You answered 2" in update.args["text"]
+    assert all(block["type"] != "actions" for block in update.args["blocks"])
+    assert len(slack.attempts()) == 1
+
+    # The same click again (Slack resends it) and a second click: still exactly one attempt.
+    assert (await slack.interaction(click)).status_code == 200
+    click["trigger_id"] = "1111111111.2222222222.choice0002"
+    before = len(slack.server.calls)
+    assert (await slack.interaction(click)).status_code == 200
+    assert len(slack.attempts()) == 1
+    assert "already answered" in slack.posts(before)[0].args["text"]
+    assert len(slack.server.of("chat.update")) == 1
+
+
+async def test_a_role_play_is_answered_through_the_modal_and_graded(slack: Harness) -> None:
+    await bound(slack)
+    with read_session(slack.engine) as session:
+        rita = learning.person_by_email(session, email="rita@example.com")
+    assert rita is not None
+    assert await slack.coach.start_item(rita, "coach", "ob-rp")
+    (scenario,) = slack.posts()
+    (answer_button,) = buttons(scenario)
+    assert answer_button["action_id"] == "coach_answer"
+    ref = slack.delivery().platform_message_ref
+    assert ref is not None
+    channel, ts = ref.split(":")
+
+    click = fixture("block_actions_answer")
+    click["container"]["message_ts"] = ts
+    assert (await slack.interaction(click)).status_code == 200
+    (opened,) = slack.server.of("views.open")
+    assert opened.encoding == "json"
+    assert opened.args["trigger_id"] == click["trigger_id"]
+    view = opened.args["view"]
+    assert view["private_metadata"] == ref
+    assert slack.attempts() == []
+
+    submission = fixture("view_submission")
+    submission["view"]["private_metadata"] = view["private_metadata"]
+    response = await slack.interaction(submission)
+    assert response.status_code == 200
+    assert response.content in (b"", b"null")  # acknowledged at once: the modal closes
+    feedback = slack.posts()[-1]
+    assert "Score 100/100" in feedback.args["text"]
+    (update,) = slack.server.of("chat.update")
+    assert (update.args["channel"], update.args["ts"]) == (channel, ts)
+    (attempt,) = slack.attempts()
+    assert attempt.grader.startswith("rubric")
+    assert attempt.score == 100.0
+    assert attempt.delivery_id == slack.delivery().id
+
+    assert (await slack.interaction(submission)).status_code == 200  # a resubmission changes nothing
+    assert len(slack.attempts()) == 1
+
+
+async def test_replayed_events_change_nothing_but_an_unseen_retry_is_processed(slack: Harness) -> None:
+    await bound(slack)
+    with read_session(slack.engine) as session:
+        rita = learning.person_by_email(session, email="rita@example.com")
+    assert rita is not None
+    assert await slack.coach.start_item(rita, "coach", "ob-rp")
+    body = fixture("message_im")
+    body["event"]["text"] = "I understand your concern. The trial data shows fewer hospital stays."
+    assert (await slack.event(body)).status_code == 200
+    assert len(slack.attempts()) == 1
+    posts = len(slack.posts())
+    before = snapshot(slack.engine)
+    for retry in (1, 2):
+        assert (await slack.event(body, retry_num=retry)).status_code == 200
+    assert len(slack.attempts()) == 1
+    assert len(slack.posts()) == posts
+    assert snapshot(slack.engine) == before
+
+    fresh = fixture("message_im")
+    fresh["event_id"] = "Ev0NEVERSEEN"
+    assert (await slack.event(fresh, retry_num=1)).status_code == 200
+    assert "coachbot" in slack.posts()[-1].args["text"]  # the help text
+
+
+# --- bad input ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("forgery", ["bad", "missing", "old", "altered"])
+async def test_forged_requests_get_401_and_store_nothing(slack: Harness, forgery: str) -> None:
+    await bound(slack)
+    before = snapshot(slack.engine)
+    calls = len(slack.server.calls)
+    body = json.dumps(fixture("message_im"))
+    timestamp = int(time.time())
+    headers = {"X-Slack-Request-Timestamp": str(timestamp), "X-Slack-Signature": sign(body, timestamp)}
+    if forgery == "bad":
+        headers["X-Slack-Signature"] = sign(body, timestamp, secret="not-the-secret")
+    elif forgery == "missing":
+        del headers["X-Slack-Signature"]
+    elif forgery == "old":
+        old = timestamp - 6 * 60
+        headers = {"X-Slack-Request-Timestamp": str(old), "X-Slack-Signature": sign(body, old)}
+    else:
+        body = body.replace('"help"', '"quiz"')
+    response = await slack.http.post(
+        "/slack/events", content=body.encode(), headers={"Content-Type": "application/json", **headers}
+    )
+    await slack.adapter.drain()
+    assert response.status_code == 401
+    assert snapshot(slack.engine) == before
+    assert len(slack.server.calls) == calls
+
+
+@pytest.mark.parametrize(
+    "name", ["message_changed", "bot_message", "reaction_added", "member_joined_channel", "own_echo"]
+)
+async def test_ignored_payloads_are_acknowledged_and_store_nothing(slack: Harness, name: str) -> None:
+    await bound(slack)
+    if name == "own_echo":
+        body = fixture("message_im")
+        body["event"] |= {"user": BOT_USER_ID, "bot_id": BOT_ID, "text": "*Question*"}
+    else:
+        body = fixture(name)
+    before = snapshot(slack.engine)
+    calls = len(slack.server.calls)
+    assert (await slack.event(body)).status_code == 200
+    assert snapshot(slack.engine) == before
+    assert [c.method for c in slack.server.calls[calls:] if c.method != "auth.test"] == []
+
+
+async def test_an_unknown_user_is_told_to_ask_an_admin_and_nothing_is_written(slack: Harness) -> None:
+    before = snapshot(slack.engine)
+    body = fixture("message_im")
+    body["event"] |= {"user": "U0STRANGER", "channel": "DU0STRANGER"}
+    assert (await slack.event(body)).status_code == 200
+    (reply,) = slack.posts()
+    assert reply.args["channel"] == "DU0STRANGER"
+    assert "ask your coachbot admin" in reply.args["text"]
+    assert snapshot(slack.engine) == before
+
+
+# --- sending ------------------------------------------------------------------------------------------
+
+
+async def test_a_429_is_waited_out_as_retry_after_says(slack: Harness) -> None:
+    slack.server.rate_limit_once("chat.postMessage", retry_after=1)
+    to = Address("slack", TEAM_ID, RITA, DM)
+    ref = await slack.adapter.send_message(to, message("Hello & <welcome>"))
+    first, second = slack.server.of("chat.postMessage")
+    assert second.at - first.at >= 1.0
+    assert second.args["text"] == "Hello &amp; &lt;welcome&gt;"
+    assert ref is not None
+    assert ref.startswith(f"{DM}:")
+
+
+async def test_sends_are_paced_per_channel(slack: Harness) -> None:
+    paced = SlackAdapter(
+        token=BOT_TOKEN,
+        signing_secret=SECRET,
+        engine=slack.engine,
+        runner=StorageRunner(),
+        api_url=slack.server.api_url,
+        pace_seconds=0.3,
+    )
+    to = Address("slack", TEAM_ID, RITA, DM)
+    other = Address("slack", TEAM_ID, "U0BEN", "DU0BEN")
+    for _ in range(2):
+        await paced.send_message(to, message("one"))
+    await paced.send_message(other, message("two"))
+    first, second, third = slack.server.of("chat.postMessage")
+    assert second.at - first.at >= 0.29
+    assert third.at - second.at < 0.29
+
+
+async def test_a_chart_is_uploaded_with_files_upload_v2(slack: Harness) -> None:
+    await bound(slack)
+    to = Address("slack", TEAM_ID, RITA, None)
+    file_id = await slack.adapter.send_image(to, b"\x89PNG fake", message("Week 49"))
+    assert file_id is not None
+    assert slack.server.uploads[file_id] == b"\x89PNG fake"
+    (complete,) = slack.server.of("files.completeUploadExternal")
+    assert complete.args["channel_id"] == DM
+
+
+async def test_concurrent_copies_of_one_click_record_one_attempt(slack: Harness) -> None:
+    await bound(slack)
+    await slack.command("quiz")
+    (question,) = slack.posts()
+    first = buttons(question)[0]
+    click = fixture("block_actions_choice")
+    click["actions"][0] |= {"action_id": first["action_id"], "value": first["value"]}
+    responses = await asyncio.gather(*(slack.interaction(click) for _ in range(3)))
+    await slack.adapter.drain()
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    assert len(slack.attempts()) == 1
+    assert len(slack.server.of("chat.update")) == 1
