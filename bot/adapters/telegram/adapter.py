@@ -1,0 +1,493 @@
+"""The Telegram adapter: python-telegram-bot's ``Application`` run inside the caller's event loop.
+
+Lifecycle (never ``run_polling()``/``run_webhook()``, which own the loop and its signals)::
+
+    adapter = TelegramAdapter(token=..., engine=..., runner=..., base_url=..., webhook=False)
+    coach = Coach(..., adapter=adapter, ...)
+    adapter.attach(coach.handle)
+    await adapter.start()   # initialize() (getMe), setMyCommands, start_polling() unless webhook, start()
+    ...
+    await adapter.stop()    # updater.stop(), stop() (waits for running engine tasks), shutdown()
+
+In webhook mode (``webhook=True``, built with ``.updater(None)``) the HTTP route checks
+``X-Telegram-Bot-Api-Secret-Token`` itself and hands the JSON body to :meth:`process_webhook_update`,
+which only puts ``Update.de_json(data, bot)`` on the application's ``update_queue``: the request is
+acknowledged at once and the engine works on the update in a task afterwards.
+
+Every update the adapter acts on is recorded with ``claim_update`` (platform ``telegram``, key
+``update:<update_id>``) before the engine sees it, so a replayed update (a webhook retry, a restart
+before the polling offset was confirmed) or a concurrent duplicate reaches the engine once. Ignored
+updates and updates from people coachbot does not know write nothing; the latter get the engine's
+"ask your admin" reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from telegram import BotCommand, ForceReply, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, RetryAfter
+from telegram.ext import Application, BaseRateLimiter, ContextTypes, TypeHandler
+
+from bot import replies
+from bot.adapters.telegram.translate import (
+    PLATFORM,
+    WORKSPACE,
+    Inbound,
+    callback_query_id,
+    expects_reply,
+    keyboard,
+    message_ref,
+    parse_message_ref,
+    render_html,
+    translate_update,
+)
+from bot.events import InboundEvent, TextEvent
+from scheduler.messages import Choice, Message, bold, message
+from scheduler.sender import Address
+from storage import learning, onboarding
+from storage.db import read_session, write_session
+from storage.models import utcnow
+from storage.runner import StorageRunner
+
+log = logging.getLogger(__name__)
+audit = logging.getLogger("coachbot.audit")
+
+DEFAULT_BASE_URL = "https://api.telegram.org/bot"
+ALLOWED_UPDATES = ("message", "callback_query")
+"""All coachbot acts on; Telegram then does not even send the rest (``setWebhook``/``getUpdates``)."""
+COMMANDS = (
+    ("quiz", "The next question now (quiz TOPIC for one topic)"),
+    ("stats", "Your week: Capability, Effort, Agility, Initiative"),
+    ("leaderboard", "Your team's points this week"),
+    ("log", "Log sales activity: log visit 3"),
+    ("pause", "Pause daily sessions (pause until YYYY-MM-DD)"),
+    ("resume", "Resume daily sessions"),
+    ("settings", "Your time zone and session time"),
+    ("help", "What coachbot can do"),
+)
+CAPTION_LIMIT = 1024
+INVITE_REFUSED = message(
+    "That invite link is not valid any more — it may have expired or been used. "
+    "Ask your coachbot admin for a new one."
+)
+ANSWER_PLACEHOLDER = "Your answer…"
+"""Shown in the input field of a ForceReply (at most 64 characters)."""
+
+EventHandler = Callable[[InboundEvent], Awaitable[None]]
+
+
+def welcome(name: str) -> Message:
+    greeting = message("Welcome, ", bold(name), "! Your Telegram is now connected to coachbot.\n\n")
+    return Message((*greeting.spans, *replies.HELP.spans))
+
+
+def _seconds(exc: RetryAfter) -> float:
+    """``RetryAfter.retry_after`` is an int or a timedelta depending on PTB settings (and warns as an int)."""
+    value: Any = getattr(exc, "_retry_after", None)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return float(value) if isinstance(value, int | float) else 1.0
+
+
+class PacedRateLimiter(BaseRateLimiter[None]):
+    """One message a chat every ``per_chat_interval`` seconds and ``max_per_second`` overall; waits out
+    ``RetryAfter`` and tries again (at most ``max_retries`` times, each wait at most ``max_retry_wait``).
+
+    Only requests that name a ``chat_id`` (sending and editing messages) are paced; ``answerCallbackQuery``,
+    ``getMe`` and the webhook calls go at once (``getUpdates`` never passes through a rate limiter). Any
+    other error, such as ``Forbidden`` from a rep who blocked the bot, is raised at once and not retried.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_per_second: float = 30.0,
+        per_chat_interval: float = 1.0,
+        max_retries: int = 3,
+        max_retry_wait: float = 120.0,
+    ) -> None:
+        if max_per_second <= 0:
+            raise ValueError("max_per_second must be positive")
+        self._global_interval = 1.0 / max_per_second
+        self._chat_interval = max(0.0, per_chat_interval)
+        self._max_retries = max_retries
+        self._max_retry_wait = max_retry_wait
+        self._global_next = 0.0
+        self._chat_next: dict[str, float] = {}
+        self._lock = asyncio.Lock()
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        self._chat_next.clear()
+
+    async def _reserve(self, chat: str | None) -> float:
+        """Reserve a send slot; returns how long to sleep until it."""
+        loop = asyncio.get_running_loop()
+        async with self._lock:
+            now = loop.time()
+            at = now
+            if chat is not None:
+                at = max(now, self._chat_next.get(chat, 0.0))
+                self._chat_next[chat] = at + self._chat_interval
+                if len(self._chat_next) > 10_000:
+                    self._chat_next = {k: v for k, v in self._chat_next.items() if v > now}
+            return at - now
+
+    async def _reserve_global(self) -> float:
+        loop = asyncio.get_running_loop()
+        async with self._lock:
+            now = loop.time()
+            at = max(now, self._global_next)
+            self._global_next = at + self._global_interval
+            return at - now
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[dict[str, Any]]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: None,
+    ) -> bool | dict[str, Any] | list[dict[str, Any]]:
+        chat_id = data.get("chat_id")
+        chat = None if chat_id is None else str(chat_id)
+        attempt = 0
+        while True:
+            if chat is not None:
+                await asyncio.sleep(await self._reserve(chat))
+                await asyncio.sleep(await self._reserve_global())
+            try:
+                return await callback(*args, **kwargs)
+            except RetryAfter as exc:
+                attempt += 1
+                wait = min(_seconds(exc), self._max_retry_wait)
+                if attempt > self._max_retries:
+                    raise
+                log.warning("Telegram flood control on %s: retrying in %.0f s", endpoint, wait)
+                await asyncio.sleep(wait)
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """What the claim transaction found: who sent the update and whether it is new."""
+
+    known: bool
+    fresh: bool
+    reply_to_delivery: int | None = None
+
+
+class TelegramAdapter:
+    """Implements :class:`bot.protocol.ChatAdapter` for Telegram and turns updates into engine events."""
+
+    platform = PLATFORM
+
+    def __init__(
+        self,
+        *,
+        token: str,
+        engine: Engine,
+        runner: StorageRunner,
+        base_url: str = DEFAULT_BASE_URL,
+        webhook: bool = False,
+        max_messages_per_second: float = 30.0,
+        per_chat_interval: float = 1.0,
+        poll_timeout: float = 10.0,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._engine = engine
+        self._runner = runner
+        self._clock = clock
+        self._webhook = webhook
+        self._poll_timeout = poll_timeout
+        self._handler: EventHandler | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.rate_limiter = PacedRateLimiter(
+            max_per_second=max_messages_per_second, per_chat_interval=per_chat_interval
+        )
+        builder = Application.builder().token(token).base_url(base_url).rate_limiter(self.rate_limiter)
+        if webhook:
+            builder = builder.updater(None)
+        self.application: Application[Any, Any, Any, Any, Any, Any] = builder.build()
+        self.application.add_handler(TypeHandler(Update, self._on_update))
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def attach(self, handler: EventHandler) -> None:
+        """Where events go: the engine's ``Coach.handle`` (the engine needs the adapter first)."""
+        self._handler = handler
+
+    @property
+    def running(self) -> bool:
+        return bool(self.application.running)
+
+    async def start(self) -> None:
+        """``initialize()`` (getMe), register the commands, start polling (unless webhook), ``start()``."""
+        app = self.application
+        await app.initialize()
+        await app.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
+        if app.updater is not None:
+            await app.updater.start_polling(
+                timeout=int(self._poll_timeout), allowed_updates=list(ALLOWED_UPDATES)
+            )
+        await app.start()
+
+    async def stop(self) -> None:
+        """The reverse of :meth:`start`; waits for engine tasks that are running."""
+        app = self.application
+        if app.updater is not None and app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        await app.shutdown()
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait until every queued update has been handled (for tests and orderly shutdown)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        quiet = 0
+        while quiet < 3:
+            if loop.time() > deadline:
+                raise TimeoutError("Telegram updates still being handled")
+            if self._tasks:
+                quiet = 0
+                await asyncio.wait(set(self._tasks), timeout=max(0.0, deadline - loop.time()))
+            elif not self.application.update_queue.empty():
+                quiet = 0
+                await asyncio.sleep(0.01)
+            else:
+                quiet += 1
+                await asyncio.sleep(0.01)
+
+    # --- webhook mode ---------------------------------------------------------------------------
+
+    async def process_webhook_update(self, data: Mapping[str, Any]) -> None:
+        """Queue an update the HTTP route received (after it checked the secret token).
+
+        Raises ``ValueError`` for a body that is not an update (the route answers 400); nothing is written.
+        """
+        if not isinstance(data, Mapping) or not isinstance(data.get("update_id"), int):
+            raise ValueError("not a Telegram update: no integer update_id")
+        try:
+            update = Update.de_json(dict(data), self.application.bot)
+        except Exception as exc:
+            raise ValueError(f"malformed Telegram update: {type(exc).__name__}") from None
+        await self.application.update_queue.put(update)
+
+    async def set_webhook_if_changed(self, url: str, secret: str, *, force: bool = False) -> bool:
+        """Call setWebhook only when getWebhookInfo shows another URL (or with ``force``).
+
+        The Bot API never returns the secret token, so a changed ``TELEGRAM_WEBHOOK_SECRET`` with the same
+        URL cannot be detected here: the caller passes ``force=True`` when it knows the secret changed (for
+        example by comparing a hash of it that it keeps), and one process (the leader) makes this call.
+        """
+        bot = self.application.bot
+        info = await bot.get_webhook_info()
+        if info.url == url and not force:
+            return False
+        await bot.set_webhook(url=url, secret_token=secret, allowed_updates=list(ALLOWED_UPDATES))
+        log.info("Telegram webhook set")
+        return True
+
+    # --- inbound --------------------------------------------------------------------------------
+
+    async def _on_update(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Runs in PTB's update loop: only start a task, so the next update is not held up."""
+        if not isinstance(update, Update):
+            return
+        task: asyncio.Task[None] = self.application.create_task(self._process(update), update=update)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _process(self, update: Update) -> None:
+        try:
+            data = update.to_dict()
+            query_id = callback_query_id(data)
+            if query_id is not None:
+                await self._answer_callback(query_id)
+            inbound = translate_update(data, received_at=self._clock())
+            if inbound is None:
+                log.debug("ignored Telegram update %s", update.update_id)
+                return
+            if inbound.start_code is not None:
+                await self._redeem(inbound)
+                return
+            await self._dispatch(inbound)
+        except Exception:
+            log.exception("failed to handle Telegram update %s", update.update_id)
+
+    async def _answer_callback(self, query_id: str) -> None:
+        try:
+            await self.application.bot.answer_callback_query(query_id)
+        except BadRequest as exc:
+            # A replayed or late callback query: Telegram no longer accepts an answer. Not an error.
+            log.debug("callback query not answered: %s", exc.message)
+
+    async def _dispatch(self, inbound: Inbound) -> None:
+        event = inbound.event
+        try:
+            decision = await self._runner.run(self._claim, inbound)
+        except IntegrityError:
+            decision = _Decision(known=True, fresh=False)  # a concurrent copy claimed it first
+        if decision.known and not decision.fresh:
+            log.info("ignored a replayed Telegram update %s", inbound.update_id)
+            return
+        if decision.reply_to_delivery is not None and isinstance(event, TextEvent):
+            event = replace(event, reply_to_delivery=decision.reply_to_delivery)
+        await self._hand_over(event)
+
+    def _claim(self, inbound: Inbound) -> _Decision:
+        sender = inbound.event.sender
+        with write_session(self._engine) as session:
+            person = learning.person_for_identity(
+                session, platform=PLATFORM, workspace=WORKSPACE, user_id=sender.user_id
+            )
+            if person is None:
+                return _Decision(known=False, fresh=True)  # the engine answers; nothing is written
+            if not learning.claim_update(session, platform=PLATFORM, update_key=inbound.update_key):
+                return _Decision(known=True, fresh=False)
+            delivery = None
+            if inbound.reply_to_ref is not None:
+                delivery = onboarding.delivery_for_message_ref(session, ref=inbound.reply_to_ref)
+            return _Decision(known=True, fresh=True, reply_to_delivery=delivery)
+
+    async def _hand_over(self, event: InboundEvent) -> None:
+        if self._handler is None:
+            log.error("Telegram update dropped: no engine attached")
+            return
+        await self._handler(event)
+
+    async def _redeem(self, inbound: Inbound) -> None:
+        code = inbound.start_code
+        assert code is not None
+        sender = inbound.event.sender
+        now = self._clock()
+
+        def redeem() -> tuple[str, learning.PersonView | None]:
+            with write_session(self._engine) as session:
+                if not learning.claim_update(session, platform=PLATFORM, update_key=inbound.update_key):
+                    return "replay", None
+                person = onboarding.redeem_invite(
+                    session,
+                    code=code,
+                    platform=PLATFORM,
+                    workspace=WORKSPACE,
+                    user_id=sender.user_id,
+                    now=now,
+                )
+                if person is None:
+                    raise _Refused
+                return "bound", person
+
+        def known() -> bool:
+            with read_session(self._engine) as session:
+                return (
+                    learning.person_for_identity(
+                        session, platform=PLATFORM, workspace=WORKSPACE, user_id=sender.user_id
+                    )
+                    is not None
+                )
+
+        try:
+            outcome, person = await self._runner.run(redeem)
+        except IntegrityError:
+            outcome, person = "replay", None
+        except _Refused:
+            if await self._runner.run(known):
+                await self._dispatch(inbound)  # already connected: an old link is just "start"
+                return
+            audit.info("refused an invite code from Telegram user %s", sender.user_id)
+            await self.send_message(sender, INVITE_REFUSED)
+            return
+        if outcome == "replay" or person is None:
+            log.info("ignored a replayed /start (update %s)", inbound.update_id)
+            return
+        audit.info("bound Telegram user %s to person %s by invite", sender.user_id, person.id)
+        await self.send_message(sender, welcome(person.name))
+
+    # --- outbound (ChatAdapter) -----------------------------------------------------------------
+
+    @staticmethod
+    def _chat_id(to: Address) -> int:
+        return int(to.channel or to.user_id)
+
+    async def send_message(self, to: Address, message: Message, choices: Sequence[Choice] = ()) -> str | None:
+        """Send HTML; MCQ choices as an inline keyboard, a role-play with ForceReply.
+
+        Returns ``"<chat id>:<message id>"``, or ``None`` when the rep blocked the bot (then marked
+        unreachable; not retried).
+        """
+        markup: Any = keyboard(choices)
+        if markup is None and expects_reply(message):
+            markup = ForceReply(input_field_placeholder=ANSWER_PLACEHOLDER)
+        try:
+            sent = await self.application.bot.send_message(
+                chat_id=self._chat_id(to),
+                text=render_html(message),
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+            )
+        except Forbidden as exc:
+            await self._blocked(to, exc)
+            return None
+        return message_ref(sent.chat.id, sent.message_id)
+
+    async def send_image(self, to: Address, image: bytes, caption: Message) -> str | None:
+        try:
+            sent = await self.application.bot.send_photo(
+                chat_id=self._chat_id(to),
+                photo=image,
+                caption=render_html(caption, limit=CAPTION_LIMIT),
+                parse_mode=ParseMode.HTML,
+            )
+        except Forbidden as exc:
+            await self._blocked(to, exc)
+            return None
+        return message_ref(sent.chat.id, sent.message_id)
+
+    async def update_message(self, to: Address, ref: str, message: Message) -> None:
+        """Edit a sent message (and drop its keyboard, so a question cannot be answered twice)."""
+        parsed = parse_message_ref(ref)
+        if parsed is None:
+            log.warning("not a Telegram message reference: %r", ref)
+            return
+        chat_id, message_id = parsed
+        try:
+            await self.application.bot.edit_message_text(
+                text=render_html(message), chat_id=chat_id, message_id=message_id, parse_mode=ParseMode.HTML
+            )
+        except Forbidden as exc:
+            await self._blocked(to, exc)
+        except BadRequest as exc:
+            if "not modified" not in exc.message.lower():
+                log.warning("could not edit Telegram message %s: %s", ref, exc.message)
+
+    async def _blocked(self, to: Address, exc: Forbidden) -> None:
+        log.info("Telegram user %s cannot be reached (%s): marked unreachable", to.user_id, exc.message)
+
+        def mark() -> None:
+            with write_session(self._engine) as session:
+                person = learning.person_for_identity(
+                    session, platform=PLATFORM, workspace=WORKSPACE, user_id=to.user_id
+                )
+                if person is not None:
+                    onboarding.mark_unreachable(session, person_id=person.id)
+
+        with contextlib.suppress(Exception):
+            await self._runner.run(mark)
+
+
+class _Refused(Exception):
+    """An invite code that does not work: roll the transaction back."""
