@@ -71,7 +71,9 @@ R = TypeVar("R")
 class NullAdapter:
     platform = "console"
 
-    async def send_message(self, to: Address, message: Message, choices: Sequence[Choice] = ()) -> str | None:
+    async def send_message(
+        self, to: Address, message: Message, choices: Sequence[Choice] = (), *, reply_for: int | None = None
+    ) -> str | None:
         return "ref"
 
     async def send_image(self, to: Address, image: bytes, caption: Message) -> str | None:

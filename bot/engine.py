@@ -225,11 +225,7 @@ class Coach:
         to = await self._address(person)
         if to is None:
             return
-        body = context.body
-        choices: list[Choice] = []
-        if body["type"] == "mcq":
-            choices = [Choice(str(i + 1), context.delivery_id, i) for i in range(len(body["options"]))]
-        ref = await self._say(to, replies.question_text(body), choices)
+        ref = await self._send_question_text(to, context)
         sent_at = self._clock()
         await self._write(
             lambda s: learning.mark_sent(s, delivery_id=context.delivery_id, message_ref=ref, sent_at=sent_at)
@@ -336,13 +332,24 @@ class Coach:
             await self.send_question(person, context)
 
     async def _resend(self, person: learning.PersonView, context: learning.DeliveryContext) -> None:
+        """Show an open question again; replies to the new message answer it too (same delivery)."""
         to = await self._address(person)
         assert to is not None
+        ref = await self._send_question_text(to, context)
+        if ref is not None:
+            await self._write(
+                lambda s: learning.set_message_ref(s, delivery_id=context.delivery_id, message_ref=ref)
+            )
+
+    async def _send_question_text(self, to: Address, context: learning.DeliveryContext) -> str | None:
+        """MCQs carry numbered choices; a role-play asks for a free-text reply to its delivery."""
         body = context.body
-        choices = []
         if body["type"] == "mcq":
             choices = [Choice(str(i + 1), context.delivery_id, i) for i in range(len(body["options"]))]
-        await self._say(to, replies.question_text(body), choices)
+            return await self._adapter.send_message(to, replies.question_text(body), choices)
+        return await self._adapter.send_message(
+            to, replies.question_text(body), reply_for=context.delivery_id
+        )
 
     # --- answers --------------------------------------------------------------------------------
 

@@ -20,8 +20,14 @@ class Address:
 
 
 class Sender(Protocol):
-    async def send_message(self, to: Address, message: Message, choices: Sequence[Choice] = ()) -> str | None:
-        """Send; return the platform's reference to the message (for later updates), if it has one."""
+    async def send_message(
+        self, to: Address, message: Message, choices: Sequence[Choice] = (), *, reply_for: int | None = None
+    ) -> str | None:
+        """Send; return the platform's reference to the message (for later updates), if it has one.
+
+        ``reply_for`` names the delivery that a free-text reply to this message answers (a role-play): the
+        platform offers a way to answer it (Slack's Answer button and modal, Telegram's ForceReply).
+        """
         ...
 
     async def send_image(self, to: Address, image: bytes, caption: Message) -> str | None: ...

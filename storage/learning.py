@@ -59,6 +59,7 @@ class TeamView:
 
 
 _PERSON = Person.__table__  # type: ignore[attr-defined]
+_DELIVERY_TABLE = Delivery.__table__  # type: ignore[attr-defined]
 _IDENTITY = ChatIdentity.__table__  # type: ignore[attr-defined]
 _TEAM = Team.__table__  # type: ignore[attr-defined]
 _PERSON_COLUMNS = [_PERSON.c[name] for name in PersonView.__dataclass_fields__]
@@ -256,6 +257,15 @@ def mark_sent(session: Session, *, delivery_id: int, message_ref: str | None, se
     delivery.claimed_by = None
     delivery.lease_until = None
     session.add(delivery)
+
+
+def set_message_ref(session: Session, *, delivery_id: int, message_ref: str) -> None:
+    """Point a delivery at the latest message showing it (after a resend)."""
+    session.execute(
+        update(_DELIVERY_TABLE)
+        .where(_DELIVERY_TABLE.c.id == delivery_id)
+        .values(platform_message_ref=message_ref)
+    )
 
 
 @dataclass(frozen=True)

@@ -183,14 +183,14 @@ def test_an_mcq_has_its_options_in_a_section_and_short_buttons() -> None:
     assert all(len(b["text"]["text"]) <= translate.BUTTON_TEXT_LIMIT for b in buttons)
 
 
-def test_a_role_play_has_an_answer_button() -> None:
-    blocks = translate.message_blocks(message(bold("Role-play"), "\nDr. X: 'Too dear.'"))
+def test_a_message_asking_for_a_reply_has_an_answer_button_naming_its_delivery() -> None:
+    blocks = translate.message_blocks(message(bold("Role-play"), "\nDr. X: 'Too dear.'"), reply_for=5)
     button = blocks[-1]["elements"][0]
     assert button["action_id"] == translate.ANSWER_ACTION
     assert button["text"]["text"] == "Answer"
-    assert translate.roleplay_blocks(message("x"), 5)[-1]["elements"][0]["value"] == "rp:5"
-    plain = translate.message_blocks(message("Hello"))
-    assert plain == [{"type": "section", "text": {"type": "mrkdwn", "text": "Hello"}}]
+    assert button["value"] == "rp:5"
+    plain = translate.message_blocks(message(bold("Role-play"), "\nnot a question"))
+    assert plain == [{"type": "section", "text": {"type": "mrkdwn", "text": "*Role-play*\nnot a question"}}]
 
 
 def test_message_refs_carry_the_channel() -> None:

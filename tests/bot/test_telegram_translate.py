@@ -11,14 +11,12 @@ import pytest
 
 from bot.adapters.telegram.translate import (
     callback_query_id,
-    expects_reply,
     keyboard,
     parse_message_ref,
     render_html,
     translate_update,
 )
 from bot.events import ChoiceEvent, CommandEvent, TextEvent
-from bot.replies import question_text
 from scheduler.messages import Choice, bold, message
 from scheduler.sender import Address
 
@@ -122,14 +120,6 @@ def test_keyboard_buttons_carry_callback_data() -> None:
     assert [b.text for b in rows[0]] == ["1", "2", "3", "4", "5"]
     assert rows[1][1].callback_data == "a:42:6"
     assert keyboard([]) is None
-
-
-def test_roleplays_expect_a_reply() -> None:
-    roleplay = question_text({"type": "roleplay", "scenario": "Dr. X: 'Hm.'"})
-    mcq = question_text({"type": "mcq", "prompt": "P", "options": ["a", "b"]})
-    assert expects_reply(roleplay)
-    assert not expects_reply(mcq)
-    assert not expects_reply(message("Role-play"))
 
 
 def test_message_refs() -> None:

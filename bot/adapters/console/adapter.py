@@ -32,7 +32,9 @@ class ConsoleAdapter:
         self._out.write(f"bot> {text.replace(chr(10), chr(10) + '     ')}\n")
         self._out.flush()
 
-    async def send_message(self, to: Address, message: Message, choices: Sequence[Choice] = ()) -> str | None:
+    async def send_message(
+        self, to: Address, message: Message, choices: Sequence[Choice] = (), *, reply_for: int | None = None
+    ) -> str | None:
         self._sent += 1
         self._write(render(message))
         if choices:

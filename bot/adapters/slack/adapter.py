@@ -306,13 +306,15 @@ class SlackAdapter:
             finally:
                 self._last_send[channel] = loop.time()
 
-    async def send_message(self, to: Address, message: Message, choices: Sequence[Choice] = ()) -> str | None:
+    async def send_message(
+        self, to: Address, message: Message, choices: Sequence[Choice] = (), *, reply_for: int | None = None
+    ) -> str | None:
         channel = await self._channel(to)
         async with self._paced(channel):
             response = await self.client.chat_postMessage(
                 channel=channel,
                 text=translate.fallback_text(message),
-                blocks=translate.message_blocks(message, choices),
+                blocks=translate.message_blocks(message, choices, reply_for=reply_for),
                 unfurl_links=False,
             )
         return translate.message_ref(str(response["channel"]), str(response["ts"]))

@@ -33,7 +33,6 @@ SECTION_TEXT_LIMIT = 3000
 ACTIONS_LIMIT = 25
 """Block Kit: an actions block holds at most 25 elements."""
 FALLBACK_TEXT_LIMIT = 4000
-ROLEPLAY_HEADING = "Role-play"
 """How the engine's role-play question begins (``bot.replies.question_text``): a bold heading."""
 IGNORED_SUBTYPES = frozenset(
     {"message_changed", "message_deleted", "bot_message", "channel_join", "channel_leave", "me_message"}
@@ -268,11 +267,6 @@ def fallback_text(message: Message) -> str:
     return _truncate(mrkdwn(message), FALLBACK_TEXT_LIMIT)
 
 
-def is_roleplay(message: Message) -> bool:
-    spans = message.spans
-    return bool(spans) and spans[0].bold and spans[0].text == ROLEPLAY_HEADING
-
-
 def text_blocks(message: Message) -> list[dict[str, Any]]:
     return [_section(mrkdwn(message))]
 
@@ -313,11 +307,13 @@ def roleplay_blocks(message: Message, delivery_id: int | None = None) -> list[di
     ]
 
 
-def message_blocks(message: Message, choices: Sequence[Choice] = ()) -> list[dict[str, Any]]:
+def message_blocks(
+    message: Message, choices: Sequence[Choice] = (), *, reply_for: int | None = None
+) -> list[dict[str, Any]]:
     if choices:
         return choice_blocks(message, choices)
-    if is_roleplay(message):
-        return roleplay_blocks(message)
+    if reply_for is not None:
+        return roleplay_blocks(message, reply_for)
     return text_blocks(message)
 
 

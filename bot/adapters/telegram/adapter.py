@@ -44,7 +44,6 @@ from bot.adapters.telegram.translate import (
     WORKSPACE,
     Inbound,
     callback_query_id,
-    expects_reply,
     keyboard,
     message_ref,
     parse_message_ref,
@@ -423,14 +422,16 @@ class TelegramAdapter:
     def _chat_id(to: Address) -> int:
         return int(to.channel or to.user_id)
 
-    async def send_message(self, to: Address, message: Message, choices: Sequence[Choice] = ()) -> str | None:
+    async def send_message(
+        self, to: Address, message: Message, choices: Sequence[Choice] = (), *, reply_for: int | None = None
+    ) -> str | None:
         """Send HTML; MCQ choices as an inline keyboard, a role-play with ForceReply.
 
         Returns ``"<chat id>:<message id>"``, or ``None`` when the rep blocked the bot (then marked
         unreachable; not retried).
         """
         markup: Any = keyboard(choices)
-        if markup is None and expects_reply(message):
+        if markup is None and reply_for is not None:
             markup = ForceReply(input_field_placeholder=ANSWER_PLACEHOLDER)
         try:
             sent = await self.application.bot.send_message(

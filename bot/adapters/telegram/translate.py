@@ -29,7 +29,6 @@ WORKSPACE = ""
 BUTTONS_PER_ROW = 5
 MAX_TEXT = 4096
 """The Bot API's limit for one message's text after entity parsing."""
-ROLEPLAY_HEADING = "Role-play"
 """The bold first span of a role-play question (``bot.replies.question_text``): such a message is sent with
 ForceReply so that the rep's answer arrives as a reply to it."""
 
@@ -170,12 +169,6 @@ def keyboard(choices: Sequence[Choice]) -> InlineKeyboardMarkup | None:
     buttons = [InlineKeyboardButton(choice.label, callback_data=choice.callback_data()) for choice in choices]
     rows = [buttons[i : i + BUTTONS_PER_ROW] for i in range(0, len(buttons), BUTTONS_PER_ROW)]
     return InlineKeyboardMarkup(rows)
-
-
-def expects_reply(message: Message) -> bool:
-    """A role-play question: answered in the rep's own words, best as a reply to the scenario."""
-    first = message.spans[0] if message.spans else None
-    return first is not None and first.bold and first.text == ROLEPLAY_HEADING
 
 
 def message_ref(chat_id: int, message_id: int) -> str:
