@@ -11,10 +11,13 @@ import uvicorn
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import Engine
 
-from bot.composition import build_grader
+from bot.composition import build_grader, coach_config
+from bot.engine import Coach
 from bot.grading import RoleplayGrader
 from bot.http import create_app
+from bot.protocol import ChatAdapter
 from bot.settings import Settings
+from scheduler import memory
 from storage.db import make_engine
 from storage.locks import single_instance
 from storage.runner import StorageRunner
@@ -40,8 +43,34 @@ class Service(Protocol):
 def build_services(
     settings: Settings, *, engine: Engine, runner: StorageRunner, grader: RoleplayGrader
 ) -> list[Service]:
-    """The adapters switched on by settings alone (Slack, Telegram); none means an API-only process."""
+    """The adapters switched on by settings alone (Slack, Telegram); none means an API-only process.
+
+    Each adapter gets its own engine (Coach) over the shared storage runner and grader.
+    """
     services: list[Service] = []
+
+    def coach_for(adapter: ChatAdapter) -> Coach:
+        return Coach(
+            engine=engine,
+            runner=runner,
+            adapter=adapter,
+            grader=grader,
+            memory_model=memory.make_scheduler(),
+            config=coach_config(settings),
+        )
+
+    if settings.telegram_bot_token is not None:
+        from bot.adapters.telegram.service import TelegramService
+
+        services.append(
+            TelegramService.from_settings(settings, engine=engine, runner=runner, coach_for=coach_for)
+        )
+    if settings.slack_bot_token is not None:
+        from bot.adapters.slack.service import SlackService
+
+        services.append(
+            SlackService.from_settings(settings, engine=engine, runner=runner, coach_for=coach_for)
+        )
     return services
 
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)\s*$", re.IGNORECASE)
@@ -95,6 +95,20 @@ class Settings(BaseSettings):
         default=20.0, gt=0, le=600, validation_alias="COACHBOT_LLM_TIMEOUT_SECONDS"
     )
 
+    @model_validator(mode="after")
+    def _complete_platform_settings(self) -> Settings:
+        if (
+            self.slack_bot_token is not None
+            and self.slack_signing_secret is None
+            and self.slack_app_token is None
+        ):
+            raise ValueError(
+                "SLACK_SIGNING_SECRET: required with SLACK_BOT_TOKEN in HTTP mode (or set SLACK_APP_TOKEN)"
+            )
+        if self.telegram_webhook_url is not None and self.telegram_webhook_secret is None:
+            raise ValueError("TELEGRAM_WEBHOOK_SECRET: required with TELEGRAM_WEBHOOK_URL")
+        return self
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
@@ -154,7 +168,7 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         lines = []
         for detail in exc.errors(include_url=False, include_input=False, include_context=False):
-            variable = str(detail["loc"][0]) if detail["loc"] else "settings"
             message = str(detail["msg"]).removeprefix("Value error, ")
-            lines.append(f"{variable.upper()}: {message}")
+            # Checks across settings name their variable in the message itself.
+            lines.append(f"{str(detail['loc'][0]).upper()}: {message}" if detail["loc"] else message)
         raise SettingsError(lines) from None
