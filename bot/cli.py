@@ -380,6 +380,65 @@ def chat(
             typer.echo("")
 
 
+@app.command("invite")
+def invite(
+    ctx: typer.Context,
+    team: Annotated[str | None, typer.Option("--team", help="Only this team's people.")] = None,
+    days: Annotated[int, typer.Option("--days", min=1, max=90, help="How long the links stay valid.")] = 14,
+    bot_username: Annotated[
+        str | None, typer.Option("--bot-username", help="The bot's username (default: asked of Telegram).")
+    ] = None,
+) -> None:
+    """Telegram deep links binding a chat to a roster person: one-time codes for people not yet connected."""
+    import asyncio
+    from datetime import timedelta
+
+    from storage.audit import record_audit
+    from storage.db import write_session
+    from storage.models import Platform, utcnow
+    from storage.onboarding import create_invites
+
+    state = _state(ctx)
+    settings = state.settings
+    if bot_username is None:
+        if settings.telegram_bot_token is None:
+            _fail(
+                "TELEGRAM_BOT_TOKEN: needed to ask Telegram for the bot's username (or pass --bot-username)"
+            )
+        from bot.adapters.telegram.service import fetch_bot_username
+
+        try:
+            bot_username = asyncio.run(
+                fetch_bot_username(
+                    token=settings.telegram_bot_token.get_secret_value(),
+                    base_url=settings.telegram_api_base_url,
+                )
+            )
+        except Exception as exc:
+            _fail(
+                f"could not ask Telegram for the bot's username ({type(exc).__name__}); pass --bot-username"
+            )
+    with _reported_errors():
+        engine = _ready_engine(state)
+        with write_session(engine) as session:
+            invites = create_invites(
+                session, team_key=team, platform=Platform.TELEGRAM, ttl=timedelta(days=days), now=utcnow()
+            )
+            if invites:
+                record_audit(
+                    session,
+                    actor=_actor(),
+                    action="invite.create",
+                    details={"team": team, "people": [person.email for person, _ in invites], "days": days},
+                )
+    if not invites:
+        typer.echo("everyone is connected to Telegram already")
+        return
+    for person, code in invites:
+        typer.echo(f"{person.email}\t{person.name}\thttps://t.me/{bot_username}?start={code}")
+    typer.echo(f"{len(invites)} link(s), each valid once for {days} days", err=True)
+
+
 @app.command("run")
 def run(ctx: typer.Context) -> None:
     """Serve: the chat adapters configured in the environment and the HTTP app (migrates first)."""

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, exists, update
 from sqlmodel import Session, col, select
 
+from storage.errors import NotFound
 from storage.learning import PersonView
 from storage.models import ChatIdentity, Delivery, DeliveryKind, Invite, Person, ProcessedUpdate, Team
 
@@ -40,7 +41,7 @@ def create_invites(
     if team_key is not None:
         team_id = session.exec(select(Team.id).where(Team.key == team_key)).first()
         if team_id is None:
-            raise LookupError(f"no team {team_key!r}")
+            raise NotFound(f"no team {team_key!r} in the roster")
         query = query.where(Person.team_id == team_id)
     invites: list[tuple[PersonView, str]] = []
     for person in session.exec(query).all():

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import Engine
+from telegram import Bot
 
 from bot.adapters.telegram.adapter import TelegramAdapter
 from bot.engine import Coach
@@ -35,6 +36,15 @@ def fingerprinted_url(url: str, *, token: str, secret: str) -> str:
     parts = urlsplit(url)
     query = f"{parts.query}&v={fingerprint}" if parts.query else f"v={fingerprint}"
     return urlunsplit(parts._replace(query=query))
+
+
+async def fetch_bot_username(*, token: str, base_url: str) -> str:
+    """The bot's @username (getMe), for ``https://t.me/<username>?start=<code>`` invite links."""
+    async with Bot(token=token, base_url=base_url) as bot:
+        user = await bot.get_me()
+    if not user.username:
+        raise ValueError("the bot has no username")
+    return user.username
 
 
 class TelegramService:
