@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -182,7 +182,7 @@ def pack_load(
     dry_run: DryRun = False,
 ) -> None:
     """Validate, then upsert every pack in one transaction; print items added, changed and retired."""
-    from content.loading import load_validated_packs, validate_pack_files
+    from content.loading import describe_pack_report, load_validated_packs, validate_pack_files
 
     state = _state(ctx)
     valid, problems = validate_pack_files(files)
@@ -199,28 +199,9 @@ def pack_load(
             )
     _print_problems(batch.warnings)
     for report in batch.packs:
-        typer.echo(_describe_pack(report))
+        typer.echo(describe_pack_report(report))
     if dry_run:
         typer.echo("dry run: nothing was written")
-
-
-def _describe_pack(report: Any) -> str:
-    if report.status == "unchanged":
-        return f"{report.pack_key}: unchanged"
-    parts = [
-        f"{len(report.items_added)} added",
-        f"{len(report.items_changed)} changed (new revision)",
-        f"{len(report.items_retired)} retired",
-    ]
-    lines = [f"{report.pack_key}: {report.status}: {', '.join(parts)}"]
-    for label, keys in (
-        ("added", report.items_added),
-        ("changed", report.items_changed),
-        ("retired", report.items_retired),
-    ):
-        if keys and report.status != "new":
-            lines.append(f"  {label}: {', '.join(keys)}")
-    return "\n".join(lines)
 
 
 @pack_app.command("list")

@@ -23,10 +23,15 @@ from sqlmodel import Session
 
 from bot import replies
 from bot.commands import CommandError, parse_command, parse_log, parse_pause
-from bot.events import ChoiceEvent, CommandEvent, InboundEvent, TextEvent
+from bot.events import MAX_FILE_BYTES, ChoiceEvent, CommandEvent, FileEvent, InboundEvent, TextEvent
 from bot.grading import RoleplayGrader, RoleplayTask
 from bot.protocol import ChatAdapter
 from content.fields import check_clock, check_timezone
+from content.loading import describe_pack_report, load_validated_packs, load_validated_roster
+from content.packs import ValidatedPack, parse_pack
+from content.problems import ContentError
+from content.roster import ValidatedRoster, parse_roster_csv, parse_roster_yaml
+from content.yamlsafe import read_yaml
 from insights.metrics import summarize, week_bounds, week_key
 from scheduler import memory
 from scheduler.messages import Choice, Message, bold, message
@@ -36,6 +41,7 @@ from storage import learning
 from storage.activities import ActivityImport, upsert_activities
 from storage.audit import record_audit
 from storage.db import read_session, write_session
+from storage.errors import StorageError
 from storage.models import ActivitySource, DeliveryKind, DeliveryStatus, utcnow
 from storage.runner import StorageRunner
 
@@ -191,6 +197,8 @@ class Coach:
             return
         if isinstance(event, CommandEvent):
             await self._command(person, event, event.name, event.args)
+        elif isinstance(event, FileEvent):
+            await self._file(person, event)
         else:
             command = parse_command(event.text)
             if command is not None and event.reply_to_delivery is None:
@@ -616,17 +624,65 @@ class Coach:
         if recorded.upcoming is not None:
             await self.send_question(person, recorded.upcoming)
 
+    # --- admin files ----------------------------------------------------------------------------
+
+    async def _refused(
+        self, person: learning.PersonView, event: InboundEvent, action: str, needed: str
+    ) -> None:
+        """Tell the person no, and audit-log the refusal (who, what, which role it needs)."""
+        log.warning("refused %s to %s (role %s)", action, person.email, person.role)
+        await self._write(
+            lambda s: record_audit(
+                s,
+                actor=f"{event.sender.platform}:{person.email}",
+                action="refused",
+                details={"wanted": action, "needs": needed, "role": person.role},
+            )
+        )
+        await self._say(event.sender, replies.refused(needed))
+
+    async def _first_time(self, event: InboundEvent) -> bool:
+        """Record the event's key; False for a replay (which must change nothing and stay silent)."""
+        try:
+            return await self._write(
+                lambda s: learning.claim_update(s, platform=event.sender.platform, update_key=event.key)
+            )
+        except IntegrityError:
+            return False
+
+    def _has_role(self, person: learning.PersonView, *roles: str) -> bool:
+        return person.role in roles
+
+    async def _file(self, person: learning.PersonView, event: FileEvent) -> None:
+        """Admins send a pack (YAML) or a roster (YAML or CSV): validated, then loaded in one transaction."""
+        to = event.sender
+        if not self._has_role(person, "admin"):
+            await self._refused(person, event, "load a file", "admin")
+            return
+        if len(event.content) > MAX_FILE_BYTES:
+            await self._say(to, message(f"{event.filename} is larger than {MAX_FILE_BYTES // 1_048_576} MB."))
+            return
+        try:
+            parsed = await self._runner.run(_parse_file, event)
+        except ContentError as exc:  # a bad file writes nothing, not even the event's key
+            await self._say(to, replies.file_problems(event.filename, [str(p) for p in exc.errors]))
+            return
+        if not await self._first_time(event):
+            return
+        try:
+            summary = await self._runner.run(
+                _load_parsed, self._engine, parsed, f"{to.platform}:{person.email}"
+            )
+        except StorageError as exc:
+            await self._say(to, message(f"{event.filename}: {exc}. Nothing was loaded."))
+            return
+        await self._say(to, message(summary))
+
     # --- commands -------------------------------------------------------------------------------
 
     async def _command(self, person: learning.PersonView, event: InboundEvent, name: str, args: str) -> None:
         to = event.sender
-        try:
-            fresh = await self._write(
-                lambda s: learning.claim_update(s, platform=to.platform, update_key=event.key)
-            )
-        except IntegrityError:
-            fresh = False
-        if not fresh:
+        if not await self._first_time(event):
             log.info("ignored a replayed %s command", name)
             return
         try:
@@ -776,3 +832,46 @@ def _match_activity_type(word: str, types: dict[str, str]) -> str | None:
         if wanted in (key, key + "s", name.lower()) or wanted.rstrip("s") == key:
             return key
     return None
+
+
+def _file_kind(event: FileEvent) -> str:
+    """ "roster" or "pack": from the caption, else the file (CSV is a roster; YAML with people: is one)."""
+    words = event.caption.lower().split()
+    if "roster" in words:
+        return "roster"
+    if "pack" in words:
+        return "pack"
+    if event.filename.lower().endswith(".csv"):
+        return "roster"
+    try:
+        data = read_yaml(event.content, file=event.filename).data
+    except ContentError:
+        return "pack"  # parse_pack reports the problem with its position
+    return "roster" if isinstance(data, dict) and "people" in data and "pack" not in data else "pack"
+
+
+def _parse_file(event: FileEvent) -> ValidatedPack | ValidatedRoster:
+    if _file_kind(event) == "pack":
+        return parse_pack(event.content, file=event.filename)
+    if event.filename.lower().endswith(".csv"):
+        return parse_roster_csv(event.content, file=event.filename)
+    return parse_roster_yaml(event.content, file=event.filename)
+
+
+def _load_parsed(engine: Engine, parsed: ValidatedPack | ValidatedRoster, actor: str) -> str:
+    if isinstance(parsed, ValidatedPack):
+        batch = load_validated_packs(engine, [parsed], actor=actor, warnings=parsed.warnings)
+        lines = [describe_pack_report(report) for report in batch.packs]
+        return "\n".join(lines + [f"warning: {p.message}" for p in batch.warnings][:5])
+    result = load_validated_roster(engine, parsed, actor=actor)
+    changes = result.changes
+    if not changes.changed_anything:
+        return "Roster unchanged."
+    counts = (
+        ("added", changes.people_added),
+        ("updated", changes.people_updated),
+        ("reactivated", changes.people_reactivated),
+        ("deactivated", changes.people_deactivated),
+    )
+    summary = ", ".join(f"{len(names)} {label}" for label, names in counts if names)
+    return f"Roster loaded: {summary}." + "".join(f"\nwarning: {w}" for w in result.warnings[:5])

@@ -35,4 +35,16 @@ class TextEvent(Inbound):
     reply_to_delivery: int | None = None
 
 
-InboundEvent = CommandEvent | ChoiceEvent | TextEvent
+@dataclass(frozen=True)
+class FileEvent(Inbound):
+    """A file someone sent the bot (admins load packs and rosters this way); ``caption`` is their text."""
+
+    filename: str
+    content: bytes
+    caption: str = ""
+
+
+MAX_FILE_BYTES = 2 * 1024 * 1024
+"""Adapters refuse larger uploads before downloading them."""
+
+InboundEvent = CommandEvent | ChoiceEvent | TextEvent | FileEvent

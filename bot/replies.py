@@ -34,6 +34,16 @@ NOTHING_TO_PRACTISE = message("There's nothing to practise right now — your te
 NO_MORE_TODAY = message("You've practised everything available for now. Great work — come back tomorrow!")
 
 
+def refused(role: str) -> Message:
+    return message(f"Sorry, only an {role} can do that here. Your admin can help.")
+
+
+def file_problems(filename: str, problems: Sequence[str], limit: int = 10) -> Message:
+    shown = "\n".join(problems[:limit])
+    more = f"\n… and {len(problems) - limit} more" if len(problems) > limit else ""
+    return message(bold(f"{filename} was not loaded"), f" — {len(problems)} problem(s):\n", shown, more)
+
+
 def question_text(body: dict[str, Any]) -> Message:
     if body["type"] == "mcq":
         options = "\n".join(f"{i}) {option}" for i, option in enumerate(body["options"], start=1))

@@ -108,8 +108,34 @@ class RosterLoadReport:
     warnings: list[str]
 
 
+def describe_pack_report(report: PackLoadReport) -> str:
+    """What a load changed, for people: counts, and the item keys when an existing pack changed."""
+    if report.status == "unchanged":
+        return f"{report.pack_key}: unchanged"
+    parts = [
+        f"{len(report.items_added)} added",
+        f"{len(report.items_changed)} changed (new revision)",
+        f"{len(report.items_retired)} retired",
+    ]
+    lines = [f"{report.pack_key}: {report.status}: {', '.join(parts)}"]
+    for label, keys in (
+        ("added", report.items_added),
+        ("changed", report.items_changed),
+        ("retired", report.items_retired),
+    ):
+        if keys and report.status != "new":
+            lines.append(f"  {label}: {', '.join(keys)}")
+    return "\n".join(lines)
+
+
 def load_roster(engine: Engine, path: Path, *, actor: str, dry_run: bool = False) -> RosterLoadReport:
-    roster = roster_files.read_roster_file(path)
+    return load_validated_roster(engine, roster_files.read_roster_file(path), actor=actor, dry_run=dry_run)
+
+
+def load_validated_roster(
+    engine: Engine, roster: roster_files.ValidatedRoster, *, actor: str, dry_run: bool = False
+) -> RosterLoadReport:
+    """Apply a parsed roster in one transaction (from a file on the host or one an admin sent in chat)."""
     warnings: list[str] = []
     with write_session(engine, dry_run=dry_run) as session:
         report = apply_roster(session, roster=roster_files.to_import(roster))
@@ -123,7 +149,7 @@ def load_roster(engine: Engine, path: Path, *, actor: str, dry_run: bool = False
                 actor=actor,
                 action="roster.load",
                 details={
-                    "file": str(path),
+                    "file": roster.file,
                     "teams_added": report.teams_added,
                     "teams_updated": report.teams_updated,
                     "people_added": report.people_added,

@@ -14,24 +14,26 @@ import pytest
 from fsrs import Rating
 from sqlmodel import col, select
 
-from bot.events import ChoiceEvent, InboundEvent, TextEvent
+from bot.events import ChoiceEvent, FileEvent, InboundEvent, TextEvent
 from bot.grading import RoleplayTask
 from content.grading import Grade
 from scheduler import memory
 from storage import learning
-from storage.db import write_session
+from storage.db import read_session, write_session
 from storage.models import (
     Activity,
     Attempt,
+    AuditLog,
     Delivery,
     DeliveryKind,
     DeliveryStatus,
     MemoryCard,
+    Pack,
     Person,
     PersonProgress,
 )
 from tests.bot.transcript import EXPIRE_AFTER, Transcript, console_address, expected_text, load_content
-from tests.conftest import Database, snapshot
+from tests.conftest import DATA, Database, snapshot
 
 # --- what the rep sees of each item of the test pack -------------------------------------------------
 
@@ -1005,3 +1007,77 @@ async def test_a_failure_on_our_side_gets_an_apology_and_stores_nothing(
     )
     assert "failed to handle TextEvent" in caplog.text
     assert attempts_of(rita) == []
+
+
+# --- admin files ------------------------------------------------------------------------------------
+
+
+def file_event(
+    t: Transcript, filename: str, content: bytes, caption: str = "", key: str | None = None
+) -> FileEvent:
+    return FileEvent(
+        sender=t.address,
+        key=key or t.next_key(),
+        received_at=t.clock(),
+        filename=filename,
+        content=content,
+        caption=caption,
+    )
+
+
+async def test_an_admin_loads_a_pack_by_sending_the_file(db: Database) -> None:
+    load_content(db.engine)
+    ada = Transcript.start(db.engine, "ada@example.com")
+    pack = (DATA / "mini-pack.yaml").read_bytes()
+    event = file_event(ada, "mini-pack.yaml", pack)
+    await ada.coach.handle(event)
+    assert ada.out.getvalue().endswith("bot> mini: new: 2 added, 0 changed (new revision), 0 retired\n")
+    before = snapshot(db.engine)
+    await ada.coach.handle(event)  # a replay: silent, writes nothing
+    assert snapshot(db.engine) == before
+    await ada.coach.handle(file_event(ada, "mini-pack.yaml", pack))  # the same file, sent again
+    assert ada.out.getvalue().endswith("bot> mini: unchanged\n")
+    after = snapshot(db.engine)
+    assert {k: v for k, v in after.items() if k != "processed_update"} == {
+        k: v for k, v in before.items() if k != "processed_update"
+    }
+    with read_session(db.engine) as session:
+        audit = session.exec(select(AuditLog).where(AuditLog.action == "pack.load")).all()
+    assert [a.actor for a in audit][-1] == "console:ada@example.com"
+
+
+async def test_a_broken_pack_file_lists_its_problems_and_loads_nothing(db: Database) -> None:
+    load_content(db.engine)
+    ada = Transcript.start(db.engine, "ada@example.com")
+    broken = (
+        (DATA / "mini-pack.yaml").read_text().replace("answer: 1", "answer: 7").replace("prompt:", "promt:")
+    )
+    before = snapshot(db.engine)
+    await ada.coach.handle(file_event(ada, "mini.yaml", broken.encode(), caption="pack"))
+    said = ada.out.getvalue()
+    line = next(n for n, text in enumerate(broken.splitlines(), start=1) if "promt:" in text)
+    assert "mini.yaml was not loaded — 3 problem(s):" in said
+    assert f"mini.yaml:{line}:5: items[0]: unknown key 'promt' (did you mean 'prompt'?)" in said
+    assert "answer 7 is out of range: options are numbered 0 to 2" in said
+    assert snapshot(db.engine) == before
+
+
+async def test_an_admin_reloads_the_roster_by_sending_it(db: Database) -> None:
+    load_content(db.engine)
+    ada = Transcript.start(db.engine, "ada@example.com")
+    roster = (DATA / "coach-roster.yaml").read_text()
+    without_ben = "\n".join(line for line in roster.splitlines() if "ben@example.com" not in line) + "\n"
+    await ada.coach.handle(file_event(ada, "roster.yaml", without_ben.encode()))
+    assert ada.out.getvalue().endswith("bot> Roster loaded: 1 deactivated.\n")
+
+
+async def test_a_rep_cannot_load_files_and_the_refusal_is_audited(rita: Transcript) -> None:
+    before_files = rita.read(select(AuditLog))
+    await rita.coach.handle(file_event(rita, "mini-pack.yaml", (DATA / "mini-pack.yaml").read_bytes()))
+    assert rita.out.getvalue().endswith("bot> Sorry, only an admin can do that here. Your admin can help.\n")
+    refusals = [a for a in rita.read(select(AuditLog)) if a not in before_files]
+    assert [(a.action, a.actor, a.details["wanted"]) for a in refusals] == [
+        ("refused", "console:rita@example.com", "load a file")
+    ]
+    with read_session(rita.engine) as session:
+        assert session.exec(select(Pack).where(Pack.key == "mini")).first() is None
