@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import uvicorn
@@ -18,8 +20,10 @@ from bot.http import create_app
 from bot.protocol import ChatAdapter
 from bot.settings import Settings
 from scheduler import memory
-from storage.db import make_engine
+from storage.db import make_engine, write_session
 from storage.locks import single_instance
+from storage.models import utcnow
+from storage.onboarding import purge_processed_updates
 from storage.runner import StorageRunner
 from storage.schema import upgrade_database
 
@@ -74,12 +78,40 @@ def build_services(
     return services
 
 
+PROCESSED_UPDATE_RETENTION = timedelta(days=14)
+"""Platform event ids are kept this long: far beyond Slack's retries and Telegram's redelivery."""
+MAINTENANCE_INTERVAL = timedelta(hours=6)
+
+
+async def purge_old_updates(engine: Engine, runner: StorageRunner, *, now: datetime | None = None) -> int:
+    """Forget platform event ids older than the retention period (the dedupe table must not grow forever)."""
+    cutoff = (now or utcnow()) - PROCESSED_UPDATE_RETENTION
+
+    def purge() -> int:
+        with write_session(engine) as session:
+            return purge_processed_updates(session, before=cutoff)
+
+    return await runner.run(purge)
+
+
+async def _maintenance(engine: Engine, runner: StorageRunner) -> None:
+    while True:
+        try:
+            purged = await purge_old_updates(engine, runner)
+            if purged:
+                log.info("purged %d processed platform events", purged)
+        except Exception:
+            log.exception("maintenance failed; retrying later")
+        await asyncio.sleep(MAINTENANCE_INTERVAL.total_seconds())
+
+
 def build_app(
     settings: Settings, engine: Engine, services: Sequence[Service], runner: StorageRunner
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         started: list[Service] = []
+        maintenance = asyncio.create_task(_maintenance(engine, runner))
         try:
             for service in services:
                 await service.start()
@@ -87,6 +119,7 @@ def build_app(
                 log.info("%s adapter started", service.name)
             yield
         finally:
+            maintenance.cancel()
             for service in reversed(started):
                 try:
                     await service.stop()
