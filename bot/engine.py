@@ -40,7 +40,7 @@ from scheduler.sender import Address
 from storage import learning
 from storage.activities import ActivityImport, upsert_activities
 from storage.audit import record_audit
-from storage.db import read_session, write_session
+from storage.db import write_session
 from storage.errors import StorageError
 from storage.models import ActivitySource, DeliveryKind, DeliveryStatus, utcnow
 from storage.runner import StorageRunner
@@ -135,18 +135,10 @@ class Coach:
     # --- storage helpers ------------------------------------------------------------------------
 
     async def _read(self, fn: Callable[[Session], T]) -> T:
-        def run() -> T:
-            with read_session(self._engine) as session:
-                return fn(session)
-
-        return await self._runner.run(run)
+        return await self._runner.read(self._engine, fn)
 
     async def _write(self, fn: Callable[[Session], T]) -> T:
-        def run() -> T:
-            with write_session(self._engine) as session:
-                return fn(session)
-
-        return await self._runner.run(run)
+        return await self._runner.write(self._engine, fn)
 
     async def _say(self, to: Address, text: Message, choices: Sequence[Choice] = ()) -> str | None:
         return await self._adapter.send_message(to, text, choices)

@@ -25,13 +25,9 @@ class Unbound:
 
 def set_dm_channel(session: Session, *, platform: str, workspace: str, user_id: str, channel: str) -> bool:
     """Remember the bot's DM channel with this identity; False if there is no such identity."""
-    identity = session.exec(
-        select(ChatIdentity).where(
-            ChatIdentity.platform == platform,
-            ChatIdentity.workspace == workspace,
-            ChatIdentity.user_id == user_id,
-        )
-    ).one_or_none()
+    identity = learning.identity_by_platform_id(
+        session, platform=platform, workspace=workspace, user_id=user_id
+    )
     if identity is None:
         return False
     if identity.dm_channel != channel:

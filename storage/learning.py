@@ -98,15 +98,21 @@ def identity_of(session: Session, *, person_id: int, platform: str) -> ChatIdent
     ).first()
 
 
-def bind_identity(session: Session, *, person_id: int, platform: str, workspace: str, user_id: str) -> None:
-    """Bind a platform id to a person (idempotent)."""
-    existing = session.exec(
+def identity_by_platform_id(
+    session: Session, *, platform: str, workspace: str, user_id: str
+) -> ChatIdentity | None:
+    return session.exec(
         select(ChatIdentity).where(
             ChatIdentity.platform == platform,
             ChatIdentity.workspace == workspace,
             ChatIdentity.user_id == user_id,
         )
     ).one_or_none()
+
+
+def bind_identity(session: Session, *, person_id: int, platform: str, workspace: str, user_id: str) -> None:
+    """Bind a platform id to a person (idempotent)."""
+    existing = identity_by_platform_id(session, platform=platform, workspace=workspace, user_id=user_id)
     if existing is None:
         session.add(
             ChatIdentity(person_id=person_id, platform=platform, workspace=workspace, user_id=user_id)

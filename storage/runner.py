@@ -7,6 +7,11 @@ import functools
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from storage.db import read_session, write_session
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -31,3 +36,21 @@ class StorageRunner:
             self._semaphore = asyncio.Semaphore(self._limit)
         async with self._semaphore:
             return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
+
+    async def read(self, engine: Engine, fn: Callable[[Session], R]) -> R:
+        """``fn(session)`` in a read session, off the event loop."""
+
+        def run() -> R:
+            with read_session(engine) as session:
+                return fn(session)
+
+        return await self.run(run)
+
+    async def write(self, engine: Engine, fn: Callable[[Session], R]) -> R:
+        """``fn(session)`` in one write transaction (committed, or rolled back if it raises), off the loop."""
+
+        def run() -> R:
+            with write_session(engine) as session:
+                return fn(session)
+
+        return await self.run(run)
