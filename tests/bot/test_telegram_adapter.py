@@ -22,8 +22,9 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from bot.adapters.telegram.adapter import INVITE_REFUSED, PacedRateLimiter, TelegramAdapter
+from bot.adapters.telegram.adapter import INVITE_REFUSED, PacedRateLimiter, TelegramAdapter, file_url_for
 from bot.engine import Coach, CoachConfig
+from bot.events import MAX_FILE_BYTES
 from bot.grading import RubricGrader
 from bot.replies import UNKNOWN_PERSON
 from content.loading import load_packs, load_roster
@@ -32,7 +33,16 @@ from scheduler.messages import message
 from scheduler.sender import Address
 from storage import learning, onboarding
 from storage.db import read_session, write_session
-from storage.models import Attempt, ChatIdentity, Delivery, Person, ProcessedUpdate, utcnow
+from storage.models import (
+    Attempt,
+    AuditLog,
+    ChatIdentity,
+    Delivery,
+    Pack,
+    Person,
+    ProcessedUpdate,
+    utcnow,
+)
 from storage.runner import StorageRunner
 from tests.conftest import Database, snapshot
 from tests.fakes.telegram_server import Call, FakeTelegramServer, query_too_old, retry_after
@@ -41,6 +51,7 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "telegram"
 RITA_ID = 100002
 RITA = Address("telegram", "", str(RITA_ID), str(RITA_ID))
+ADA_ID = 100001
 
 
 def fixture(name: str, update_id: int | None = None) -> dict[str, Any]:
@@ -455,3 +466,138 @@ def test_processed_updates_are_purged_after_retention(db: Database) -> None:
         assert onboarding.purge_processed_updates(session, before=utcnow() + timedelta(seconds=1)) == 2
     with write_session(db.engine) as session:
         assert learning.claim_update(session, platform="telegram", update_key="update:1"), "an id may return"
+
+
+# --- admin files ----------------------------------------------------------------------------------------
+
+
+def document(
+    update_id: int, user_id: int, *, file_id: str, size: int, caption: str = "pack"
+) -> dict[str, Any]:
+    update = fixture("message_document", update_id)
+    if user_id != RITA_ID:
+        update = from_user(update, user_id)
+    update["message"]["message_id"] = update_id
+    update["message"]["document"].update(file_id=file_id, file_size=size)
+    update["message"]["caption"] = caption
+    return update
+
+
+def said(r: Rig, chat_id: int) -> list[str]:
+    """What the chat shows, as plain text, oldest first."""
+    return [text for (chat, _), text in sorted(r.server.messages.items()) if chat == chat_id]
+
+
+def claims(r: Rig) -> set[str]:
+    with read_session(r.engine) as session:
+        return {u.update_key for u in session.exec(select(ProcessedUpdate))}
+
+
+def mini_pack(r: Rig) -> Pack | None:
+    with read_session(r.engine) as session:
+        return session.exec(select(Pack).where(Pack.key == "mini")).first()
+
+
+def test_the_file_url_follows_the_api_url() -> None:
+    assert file_url_for("https://api.telegram.org/bot") == "https://api.telegram.org/file/bot"
+    assert file_url_for("http://127.0.0.1:8081/bot") == "http://127.0.0.1:8081/file/bot"
+    assert (
+        file_url_for("https://proxy.example/tg/bot{token}/test")
+        == "https://proxy.example/tg/file/bot{token}/test"
+    )
+
+
+async def test_an_admin_loads_a_pack_by_sending_the_file(db: Database) -> None:
+    async with rig(db) as r:
+        bind(r.engine, "ada@example.com", ADA_ID)
+        content = (DATA / "mini-pack.yaml").read_bytes()
+        r.server.add_file("doc-mini", content, "documents/file_7.yaml")
+        update = document(700090, ADA_ID, file_id="doc-mini", size=len(content))
+        await r.webhook(update)
+
+        assert [c.params["file_id"] for c in r.server.calls_to("getFile")] == ["doc-mini"]
+        assert r.server.downloads == ["documents/file_7.yaml"]
+        assert said(r, ADA_ID) == ["mini: new: 2 added, 0 changed (new revision), 0 retired"]
+        pack = mini_pack(r)
+        assert pack is not None
+        assert pack.title == "Mini pack for tests"
+        with read_session(r.engine) as session:
+            loads = session.exec(select(AuditLog).where(AuditLog.action == "pack.load")).all()
+        assert loads[-1].actor == "telegram:ada@example.com"
+
+        before = snapshot(r.engine)
+        await r.webhook(update)  # a replay: not downloaded again, nothing written, nothing said
+        assert snapshot(r.engine) == before
+        assert len(r.server.calls_to("getFile")) == 1
+        assert len(said(r, ADA_ID)) == 1
+
+
+async def test_a_rep_sending_a_file_is_refused_and_audited(db: Database) -> None:
+    async with rig(db) as r:
+        content = (DATA / "mini-pack.yaml").read_bytes()
+        r.server.add_file("doc-rita", content)
+        with read_session(r.engine) as session:
+            audited = len(session.exec(select(AuditLog)).all())
+        await r.webhook(document(700091, RITA_ID, file_id="doc-rita", size=len(content)))
+
+        [reply] = said(r, RITA_ID)
+        assert "only an admin" in reply
+        with read_session(r.engine) as session:
+            refusals = session.exec(select(AuditLog).order_by(col(AuditLog.id))).all()[audited:]
+        assert [(a.action, a.actor, a.details["wanted"]) for a in refusals] == [
+            ("refused", "telegram:rita@example.com", "load a file")
+        ]
+        assert mini_pack(r) is None
+
+
+async def test_an_oversized_file_is_refused_before_downloading(db: Database) -> None:
+    async with rig(db) as r:
+        bind(r.engine, "ada@example.com", ADA_ID)
+        r.server.add_file("doc-big", b"x" * 16)
+        before = snapshot(r.engine)
+        await r.webhook(
+            document(700092, ADA_ID, file_id="doc-big", size=MAX_FILE_BYTES + 1),
+            document(700093, 424242, file_id="doc-big", size=MAX_FILE_BYTES + 1),
+        )
+        assert snapshot(r.engine) == before, "nothing stored, not even the update claim"
+        assert not r.server.calls_to("getFile")
+        assert r.server.downloads == []
+        [reply] = said(r, ADA_ID)
+        assert "mini-pack.yaml is too large" in reply
+        assert "2 MB" in reply
+        assert said(r, 424242) == [UNKNOWN_PERSON.plain], "a stranger is told to ask the admin"
+
+
+async def test_a_broken_pack_lists_its_problems_and_writes_only_the_claim(db: Database) -> None:
+    async with rig(db) as r:
+        bind(r.engine, "ada@example.com", ADA_ID)
+        broken = (
+            (DATA / "mini-pack.yaml")
+            .read_text()
+            .replace("answer: 1", "answer: 7")
+            .replace("prompt:", "promt:")
+        )
+        r.server.add_file("doc-broken", broken.encode())
+        before = snapshot(r.engine)
+        await r.webhook(document(700094, ADA_ID, file_id="doc-broken", size=len(broken.encode())))
+
+        [reply] = said(r, ADA_ID)
+        assert "mini-pack.yaml was not loaded — 3 problem(s):" in reply
+        assert "unknown key 'promt' (did you mean 'prompt'?)" in reply
+        assert "answer 7 is out of range" in reply
+        after = snapshot(r.engine)
+        assert {k: v for k, v in after.items() if k != "processed_update"} == {
+            k: v for k, v in before.items() if k != "processed_update"
+        }
+        assert claims(r) == {"update:700094"}
+        assert mini_pack(r) is None
+
+
+async def test_a_file_telegram_will_not_give_is_reported(db: Database) -> None:
+    async with rig(db) as r:
+        bind(r.engine, "ada@example.com", ADA_ID)
+        await r.webhook(document(700095, ADA_ID, file_id="doc-gone", size=100))
+        assert len(r.server.calls_to("getFile")) == 1
+        [reply] = said(r, ADA_ID)
+        assert reply.startswith("Sorry, I could not fetch mini-pack.yaml from Telegram.")
+        assert mini_pack(r) is None

@@ -10,13 +10,15 @@ from typing import Any
 import pytest
 
 from bot.adapters.telegram.translate import (
+    DEFAULT_FILENAME,
+    Document,
     callback_query_id,
     keyboard,
     parse_message_ref,
     render_html,
     translate_update,
 )
-from bot.events import ChoiceEvent, CommandEvent, TextEvent
+from bot.events import ChoiceEvent, CommandEvent, FileEvent, TextEvent
 from scheduler.messages import Choice, bold, message
 from scheduler.sender import Address
 
@@ -69,6 +71,38 @@ def test_a_reply_to_a_bot_message_names_it() -> None:
     assert isinstance(inbound.event, TextEvent)
     assert inbound.event.text.startswith("I understand")
     assert inbound.reply_to_ref == "100002:1"
+
+
+def test_a_document_is_a_file_event_without_its_content_yet() -> None:
+    inbound = translate_update(fixture("message_document"), received_at=NOW)
+    assert inbound is not None
+    assert inbound.update_key == "update:700090"
+    assert inbound.event == FileEvent(RITA, "msg:100002:21", NOW, "mini-pack.yaml", b"", caption="pack")
+    assert inbound.document == Document("BQACAgIAAxkBAAIBZ2ZmZmZmZmZm", 1747)
+    assert inbound.reply_to_ref is None
+    assert inbound.start_code is None
+
+
+def test_a_document_without_name_size_or_caption() -> None:
+    data = fixture("message_document")
+    message = data["message"]
+    del message["caption"], message["document"]["file_name"], message["document"]["file_size"]
+    inbound = translate_update(data, received_at=NOW)
+    assert inbound is not None
+    assert isinstance(inbound.event, FileEvent)
+    assert (inbound.event.filename, inbound.event.caption) == (DEFAULT_FILENAME, "")
+    assert inbound.document == Document("BQACAgIAAxkBAAIBZ2ZmZmZmZmZm", None)
+
+
+def test_documents_from_groups_bots_or_without_file_id_are_ignored() -> None:
+    group = fixture("message_document")
+    group["message"]["chat"] = {"id": -100123, "type": "group", "title": "North"}
+    from_bot = fixture("message_document")
+    from_bot["message"]["from"]["is_bot"] = True
+    no_id = fixture("message_document")
+    del no_id["message"]["document"]["file_id"]
+    for data in (group, from_bot, no_id):
+        assert translate_update(data, received_at=NOW) is None
 
 
 def test_callback_query_is_a_choice() -> None:

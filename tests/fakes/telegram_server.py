@@ -9,7 +9,10 @@ and recorded with its method, decoded parameters and encoding.
 
 Implemented methods: getMe, setMyCommands, sendMessage (incrementing ``message_id`` per chat), sendPhoto,
 editMessageText, answerCallbackQuery, getUpdates (from a queue tests push to, honouring ``offset`` and
-returning early when empty), setWebhook, deleteWebhook and getWebhookInfo. ``parse_mode=HTML`` texts are
+returning early when empty), setWebhook, deleteWebhook, getWebhookInfo and getFile (for files tests
+register with :meth:`FakeTelegramServer.add_file`, served as documented at
+https://core.telegram.org/bots/api#getfile from ``/file/bot<token>/<file_path>``; each download is
+recorded in ``downloads``). ``parse_mode=HTML`` texts are
 checked like Telegram does: only the documented tags, and a bare ``<``, ``>`` or ``&`` is refused with
 "can't parse entities".
 
@@ -67,6 +70,19 @@ class Call:
 
 
 @dataclass(frozen=True)
+class StoredFile:
+    """A file the fake serves: what getFile answers for ``file_id`` and the bytes at ``file_path``."""
+
+    file_id: str
+    content: bytes
+    file_path: str
+
+    @property
+    def file_unique_id(self) -> str:
+        return f"u-{self.file_id}"
+
+
+@dataclass(frozen=True)
 class Failure:
     status: int
     description: str
@@ -119,6 +135,9 @@ class FakeTelegramServer:
         self._scripts: defaultdict[str, deque[Failure]] = defaultdict(deque)
         self._blocked: set[int] = set()
         self._updates: list[dict[str, Any]] = []
+        self._files: dict[str, StoredFile] = {}
+        self.downloads: list[str] = []
+        """The ``file_path`` of every download request with the right token, in order."""
         self._update_arrived = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -154,6 +173,12 @@ class FakeTelegramServer:
 
     def block(self, chat_id: int) -> None:
         self._blocked.add(chat_id)
+
+    def add_file(self, file_id: str, content: bytes, file_path: str | None = None) -> StoredFile:
+        """Serve ``content`` as ``file_id`` (getFile) and at ``file_path`` (the download)."""
+        stored = StoredFile(file_id, content, file_path or f"documents/file_{len(self._files)}")
+        self._files[file_id] = stored
+        return stored
 
     def push_update(self, update: dict[str, Any]) -> None:
         self._updates.append(update)
@@ -198,7 +223,22 @@ class FakeTelegramServer:
             return params, "form" if content_type.endswith("urlencoded") else "multipart"
         raise web.HTTPBadRequest(text=f"unsupported content type {content_type}")
 
+    async def _download(self, request: web.Request, token: str, file_path: str) -> web.Response:
+        if token != self.token:
+            self.rejected.append((f"file/{file_path}", 401))
+            return web.json_response(
+                {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
+            )
+        self.downloads.append(file_path)
+        stored = next((f for f in self._files.values() if f.file_path == file_path), None)
+        if request.method != "GET" or stored is None:
+            return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
+        return web.Response(body=stored.content, content_type="application/octet-stream")
+
     async def _handle(self, request: web.Request) -> web.Response:
+        download = re.fullmatch(r"/file/bot([^/]+)/(.+)", request.path)
+        if download is not None:
+            return await self._download(request, *download.groups())
         match = re.fullmatch(r"/bot([^/]+)/(\w+)", request.path)
         if match is None:
             return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
@@ -309,6 +349,17 @@ class FakeTelegramServer:
         if not params.get("callback_query_id"):
             raise _ApiError(Failure(400, "Bad Request: query ID is invalid"))
         return True
+
+    async def _m_getFile(self, params: dict[str, Any]) -> Any:
+        stored = self._files.get(str(params.get("file_id", "")))
+        if stored is None:
+            raise _ApiError(Failure(400, "Bad Request: invalid file_id"))
+        return {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "file_size": len(stored.content),
+            "file_path": stored.file_path,
+        }
 
     async def _m_getUpdates(self, params: dict[str, Any]) -> Any:
         offset = int(params.get("offset") or 0)

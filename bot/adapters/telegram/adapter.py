@@ -19,6 +19,11 @@ Every update the adapter acts on is recorded with ``claim_update`` (platform ``t
 before the polling offset was confirmed) or a concurrent duplicate reaches the engine once. Ignored
 updates and updates from people coachbot does not know write nothing; the latter get the engine's
 "ask your admin" reply.
+
+A document becomes a :class:`FileEvent`: one larger than :data:`MAX_FILE_BYTES` (by the ``file_size``
+Telegram reports) is refused before anything is downloaded or written; otherwise, once the update is
+claimed, the file is fetched (``getFile``, then ``<base_file_url><token>/<file_path>``) and handed to the
+engine with its bytes.
 """
 
 from __future__ import annotations
@@ -35,13 +40,14 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from telegram import BotCommand, ForceReply, Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, RetryAfter
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.ext import Application, BaseRateLimiter, ContextTypes, TypeHandler
 
 from bot import replies
 from bot.adapters.telegram.translate import (
     PLATFORM,
     WORKSPACE,
+    Document,
     Inbound,
     callback_query_id,
     keyboard,
@@ -50,7 +56,7 @@ from bot.adapters.telegram.translate import (
     render_html,
     translate_update,
 )
-from bot.events import InboundEvent, TextEvent
+from bot.events import MAX_FILE_BYTES, FileEvent, InboundEvent, TextEvent
 from scheduler.messages import Choice, Message, bold, message
 from scheduler.sender import Address
 from storage import learning, onboarding
@@ -83,6 +89,31 @@ ANSWER_PLACEHOLDER = "Your answer…"
 """Shown in the input field of a ForceReply (at most 64 characters)."""
 
 EventHandler = Callable[[InboundEvent], Awaitable[None]]
+
+
+def file_too_large(filename: str) -> Message:
+    return message(
+        f"Sorry, {filename} is too large: I can take files of up to {MAX_FILE_BYTES // 1_048_576} MB. "
+        "Nothing was loaded."
+    )
+
+
+def download_failed(filename: str) -> Message:
+    return message(
+        f"Sorry, I could not fetch {filename} from Telegram. Nothing was loaded — please send it again."
+    )
+
+
+def file_url_for(base_url: str) -> str:
+    """The file download base matching an API base: ``https://host/bot`` → ``https://host/file/bot``.
+
+    The last ``/bot`` segment (which PTB appends the token to, or which holds ``{token}``) gets ``/file``
+    in front of it, as https://core.telegram.org/bots/api#getfile documents for the official server.
+    """
+    index = base_url.rfind("/bot")
+    if index < 0:
+        return base_url.rstrip("/") + "/file/bot"
+    return f"{base_url[:index]}/file{base_url[index:]}"
 
 
 def welcome(name: str) -> Message:
@@ -200,6 +231,7 @@ class TelegramAdapter:
         engine: Engine,
         runner: StorageRunner,
         base_url: str = DEFAULT_BASE_URL,
+        base_file_url: str | None = None,
         webhook: bool = False,
         max_messages_per_second: float = 30.0,
         per_chat_interval: float = 1.0,
@@ -216,7 +248,13 @@ class TelegramAdapter:
         self.rate_limiter = PacedRateLimiter(
             max_per_second=max_messages_per_second, per_chat_interval=per_chat_interval
         )
-        builder = Application.builder().token(token).base_url(base_url).rate_limiter(self.rate_limiter)
+        builder = (
+            Application.builder()
+            .token(token)
+            .base_url(base_url)
+            .base_file_url(base_file_url or file_url_for(base_url))
+            .rate_limiter(self.rate_limiter)
+        )
         if webhook:
             builder = builder.updater(None)
         self.application: Application[Any, Any, Any, Any, Any, Any] = builder.build()
@@ -336,6 +374,15 @@ class TelegramAdapter:
 
     async def _dispatch(self, inbound: Inbound) -> None:
         event = inbound.event
+        document = inbound.document
+        if (
+            document is not None
+            and isinstance(event, FileEvent)
+            and document.file_size is not None
+            and document.file_size > MAX_FILE_BYTES
+        ):
+            await self._refuse_large(event, document.file_size)
+            return
         try:
             decision = await self._runner.run(self._claim, inbound)
         except IntegrityError:
@@ -345,7 +392,44 @@ class TelegramAdapter:
             return
         if decision.reply_to_delivery is not None and isinstance(event, TextEvent):
             event = replace(event, reply_to_delivery=decision.reply_to_delivery)
+        if decision.known and document is not None and isinstance(event, FileEvent):
+            content = await self._download(event, document)
+            if content is None:
+                return
+            event = replace(event, content=content)
         await self._hand_over(event)
+
+    async def _refuse_large(self, event: FileEvent, size: int) -> None:
+        """Too large to download: say so, write nothing (people coachbot does not know get the engine's
+        answer instead)."""
+        sender = event.sender
+
+        def known() -> bool:
+            with read_session(self._engine) as session:
+                person = learning.person_for_identity(
+                    session, platform=PLATFORM, workspace=WORKSPACE, user_id=sender.user_id
+                )
+                return person is not None
+
+        if not await self._runner.run(known):
+            await self._hand_over(event)  # the engine answers "ask your admin"; nothing is written
+            return
+        log.info("refused a %d-byte Telegram file from user %s before downloading it", size, sender.user_id)
+        await self.send_message(sender, file_too_large(event.filename))
+
+    async def _download(self, event: FileEvent, document: Document) -> bytes | None:
+        """``getFile``, then the download; ``None`` (and the sender told) when Telegram does not give it."""
+        try:
+            file = await self.application.bot.get_file(document.file_id)
+            if file.file_size is not None and file.file_size > MAX_FILE_BYTES:
+                await self.send_message(event.sender, file_too_large(event.filename))
+                return None
+            content = await file.download_as_bytearray()
+        except (TelegramError, RuntimeError) as exc:
+            log.warning("could not download Telegram file %s: %s", event.filename, exc)
+            await self.send_message(event.sender, download_failed(event.filename))
+            return None
+        return bytes(content)
 
     def _claim(self, inbound: Inbound) -> _Decision:
         sender = inbound.event.sender

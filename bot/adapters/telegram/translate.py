@@ -3,9 +3,12 @@
 Inbound, an ``Update`` (as the JSON dict the Bot API documents at https://core.telegram.org/bots/api#update)
 becomes one engine event, or ``None`` when coachbot ignores it: edited messages, channel posts, membership
 changes (``my_chat_member``), anything from a group, supergroup or channel, messages from bots, and
-messages without text (stickers, photos, voice notes). Outbound, an engine :class:`Message` becomes
-Telegram HTML (https://core.telegram.org/bots/api#html-style) with every pack and user string escaped, and
-choices become an inline keyboard whose buttons carry :meth:`Choice.callback_data`.
+messages without text (stickers, photos, voice notes). A message with a ``document``
+(https://core.telegram.org/bots/api#document) becomes a :class:`FileEvent` without its content, with a
+:class:`Document` naming what the adapter downloads (after checking its size). Outbound, an engine
+:class:`Message` becomes Telegram HTML (https://core.telegram.org/bots/api#html-style) with every pack
+and user string escaped, and choices become an inline keyboard whose buttons carry
+:meth:`Choice.callback_data`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.commands import parse_command
-from bot.events import ChoiceEvent, CommandEvent, InboundEvent, TextEvent
+from bot.events import ChoiceEvent, CommandEvent, FileEvent, InboundEvent, TextEvent
 from scheduler.messages import Choice, Message, parse_callback_data
 from scheduler.sender import Address
 
@@ -33,6 +36,18 @@ MAX_TEXT = 4096
 ForceReply so that the rep's answer arrives as a reply to it."""
 
 
+DEFAULT_FILENAME = "document"
+"""The file name of a document Telegram sent without one."""
+
+
+@dataclass(frozen=True)
+class Document:
+    """A document to download: its ``file_id`` (for ``getFile``) and ``file_size`` (optional in the API)."""
+
+    file_id: str
+    file_size: int | None
+
+
 @dataclass(frozen=True)
 class Inbound:
     """One update coachbot acts on.
@@ -41,13 +56,15 @@ class Inbound:
     own key is unique for longer than an update id (which Telegram may restart): ``cb:<callback query
     id>`` or ``msg:<chat id>:<message id>``. ``reply_to_ref`` names the bot message a text replies to
     (``<chat id>:<message id>``, the reference ``send_message`` returned), for the adapter to resolve to a
-    delivery. ``start_code`` is the invite code of ``/start <code>``.
+    delivery. ``start_code`` is the invite code of ``/start <code>``. ``document`` is set for a
+    :class:`FileEvent`, whose ``content`` is empty until the adapter downloaded it.
     """
 
     update_id: int
     event: InboundEvent
     reply_to_ref: str | None = None
     start_code: str | None = None
+    document: Document | None = None
 
     @property
     def update_key(self) -> str:
@@ -116,9 +133,37 @@ def _from_callback_query(update_id: int, query: Mapping[str, Any], received_at: 
     return Inbound(update_id, event)
 
 
+def _from_document(
+    update_id: int,
+    key: str,
+    sender: Address,
+    document: Mapping[str, Any],
+    caption: Any,
+    received_at: datetime,
+) -> Inbound | None:
+    file_id, filename = document.get("file_id"), document.get("file_name")
+    if not isinstance(file_id, str) or not file_id:
+        return None
+    if not isinstance(filename, str) or not filename.strip():
+        filename = DEFAULT_FILENAME
+    event = FileEvent(
+        sender=sender,
+        key=key,
+        received_at=received_at,
+        filename=filename.strip(),
+        content=b"",
+        caption=caption.strip() if isinstance(caption, str) else "",
+    )
+    return Inbound(update_id, event, document=Document(file_id, _int(document.get("file_size"))))
+
+
 def _from_message(update_id: int, message: Mapping[str, Any], received_at: datetime) -> Inbound | None:
     sender = _private_sender(message, _mapping(message.get("from")))
     text, message_id = message.get("text"), _int(message.get("message_id"))
+    document = _mapping(message.get("document"))
+    if sender is not None and message_id is not None and document is not None:
+        key = f"msg:{sender.channel}:{message_id}"
+        return _from_document(update_id, key, sender, document, message.get("caption"), received_at)
     if sender is None or message_id is None or not isinstance(text, str) or not text.strip():
         return None
     key = f"msg:{sender.channel}:{message_id}"
