@@ -270,6 +270,7 @@ def test_an_env_file_is_read(tmp_path: Path) -> None:
         "COACHBOT_TIMEZONE=Europe/Berlin\n"
         "COACHBOT_NUDGE_AFTER=30m\n"
         "SLACK_BOT_TOKEN=xoxb-from-the-env-file\n"
+        "SLACK_SIGNING_SECRET=signing-secret-from-the-env-file\n"
         "SLACK_APP_TOKEN=\n",
         encoding="utf-8",
     )
@@ -279,6 +280,32 @@ def test_an_env_file_is_read(tmp_path: Path) -> None:
     assert settings.slack_bot_token is not None
     assert settings.slack_bot_token.get_secret_value() == "xoxb-from-the-env-file"
     assert settings.slack_app_token is None
+
+
+@pytest.mark.parametrize(
+    ("values", "line"),
+    [
+        pytest.param(
+            {"SLACK_BOT_TOKEN": "xoxb-1"},
+            "SLACK_SIGNING_SECRET: required with SLACK_BOT_TOKEN in HTTP mode (or set SLACK_APP_TOKEN)",
+            id="slack-http-without-signing-secret",
+        ),
+        pytest.param(
+            {"TELEGRAM_WEBHOOK_URL": "https://coach.example.com/telegram/webhook"},
+            "TELEGRAM_WEBHOOK_SECRET: required with TELEGRAM_WEBHOOK_URL",
+            id="telegram-webhook-without-secret",
+        ),
+    ],
+)
+def test_incomplete_platform_settings_name_the_missing_variable(values: dict[str, str], line: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(_env_file=None, **values)
+    assert caught.value.lines == [line]
+
+
+def test_socket_mode_needs_no_signing_secret() -> None:
+    settings = load_settings(_env_file=None, SLACK_BOT_TOKEN="xoxb-1", SLACK_APP_TOKEN="xapp-1")
+    assert settings.slack_signing_secret is None
 
 
 def test_the_environment_wins_over_the_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

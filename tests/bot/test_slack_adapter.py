@@ -22,23 +22,34 @@ from sqlmodel import Session, col, select
 
 from bot.adapters.slack import SlackAdapter
 from bot.engine import Coach, CoachConfig
+from bot.events import MAX_FILE_BYTES
 from bot.grading import RubricGrader
 from scheduler import memory
 from scheduler.messages import message
 from scheduler.sender import Address
 from storage import learning
 from storage.db import read_session
-from storage.models import Attempt, ChatIdentity, Delivery
+from storage.models import Attempt, AuditLog, ChatIdentity, Delivery, Pack
 from storage.runner import StorageRunner
 from tests.bot.transcript import EXPIRE_AFTER, STEP, Clock, load_content
-from tests.conftest import Database, snapshot
-from tests.fakes.slack_server import BOT_ID, BOT_TOKEN, BOT_USER_ID, TEAM_ID, Call, FakeSlackServer
+from tests.conftest import DATA, Database, snapshot
+from tests.fakes.slack_server import (
+    BOT_ID,
+    BOT_TOKEN,
+    BOT_USER_ID,
+    DOWNLOAD,
+    TEAM_ID,
+    Call,
+    FakeSlackServer,
+)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "slack"
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 RITA = "U0RITA"
 DM = "DU0RITA"
 SLACK_USERS = {"rita@example.com": RITA, "ben@example.com": "U0BEN"}
+ADA = "U0ADA"
+MINI_PACK = DATA / "mini-pack.yaml"
 
 
 def fixture(name: str) -> dict[str, Any]:
@@ -408,3 +419,137 @@ async def test_concurrent_copies_of_one_click_record_one_attempt(slack: Harness)
     assert [r.status_code for r in responses] == [200, 200, 200]
     assert len(slack.attempts()) == 1
     assert len(slack.server.of("chat.update")) == 1
+
+
+# --- shared files -------------------------------------------------------------------------------------
+
+
+async def bound_with_ada(h: Harness) -> None:
+    """Rita and Ben, and also Ada (the admin) bound to her Slack id."""
+    h.server.users_by_email["ada@example.com"] = ADA
+    result = await h.adapter.bind_by_email()
+    assert {b.email for b in result} == {"rita@example.com", "ben@example.com", "ada@example.com"}
+
+
+def file_share(h: Harness, user: str, file: dict[str, Any], event_id: str = "Ev0FILE0001") -> dict[str, Any]:
+    """The documented ``file_share`` message from ``user`` in their DM, sharing ``file``."""
+    body = fixture("message_file_share")
+    body["event_id"] = event_id
+    body["event"] |= {"user": user, "channel": h.server.dm_channel(user), "files": [file]}
+    return body
+
+
+def pack_rows(engine: Engine) -> list[Pack]:
+    with Session(engine) as session:
+        return list(session.exec(select(Pack).where(Pack.key == "mini")))
+
+
+async def test_an_admin_loads_a_pack_by_sharing_the_file_in_her_dm(slack: Harness) -> None:
+    await bound_with_ada(slack)
+    content = MINI_PACK.read_bytes()
+    file = slack.server.add_file("mini-pack.yaml", content, user=ADA)
+    body = file_share(slack, ADA, file)
+    assert (await slack.event(body)).status_code == 200
+    (download,) = slack.server.of(DOWNLOAD)
+    assert download.authorization == f"Bearer {BOT_TOKEN}"
+    assert download.args["file"] == file["id"]
+    assert len(pack_rows(slack.engine)) == 1
+    (reply,) = slack.posts()
+    assert reply.args["channel"] == slack.server.dm_channel(ADA)
+    assert "mini: new" in reply.args["text"]
+
+    before = snapshot(slack.engine)
+    calls = len(slack.server.calls)
+    assert (await slack.event(body, retry_num=1)).status_code == 200  # Slack's retry: nothing again
+    assert slack.server.calls[calls:] == []
+    assert snapshot(slack.engine) == before
+
+
+async def test_a_rep_sharing_a_pack_is_refused_and_the_refusal_is_audited(slack: Harness) -> None:
+    await bound(slack)
+    file = slack.server.add_file("mini-pack.yaml", MINI_PACK.read_bytes(), user=RITA)
+    assert (await slack.event(file_share(slack, RITA, file))).status_code == 200
+    (reply,) = slack.posts()
+    assert reply.args["channel"] == DM
+    assert "only an admin" in reply.args["text"]
+    assert pack_rows(slack.engine) == []
+    with Session(slack.engine) as session:
+        refusals = list(session.exec(select(AuditLog).where(AuditLog.action == "refused")))
+    assert [(a.actor, a.details["wanted"]) for a in refusals] == [("slack:rita@example.com", "load a file")]
+
+
+async def test_an_oversized_file_is_refused_without_downloading_it(slack: Harness) -> None:
+    await bound_with_ada(slack)
+    file = slack.server.add_file("huge.yaml", b"pack: huge\n", user=ADA) | {"size": MAX_FILE_BYTES + 1}
+    before = snapshot(slack.engine)
+    assert (await slack.event(file_share(slack, ADA, file))).status_code == 200
+    assert slack.server.of(DOWNLOAD) == []
+    (reply,) = slack.posts()
+    assert "huge.yaml is larger than 2 MB" in reply.args["text"]
+    assert snapshot(slack.engine) == before
+
+
+async def test_a_file_larger_than_its_stated_size_is_cut_off_and_refused(slack: Harness) -> None:
+    await bound_with_ada(slack)
+    file = slack.server.add_file("big.yaml", b"#" * (MAX_FILE_BYTES + 1), user=ADA) | {"size": 10}
+    assert (await slack.event(file_share(slack, ADA, file))).status_code == 200
+    assert len(slack.server.of(DOWNLOAD)) == 1
+    (reply,) = slack.posts()
+    assert "big.yaml is larger than 2 MB" in reply.args["text"]
+    assert pack_rows(slack.engine) == []
+
+
+async def test_the_download_needs_the_bot_token(slack: Harness) -> None:
+    file = slack.server.add_file("mini-pack.yaml", MINI_PACK.read_bytes(), user=ADA)
+    async with httpx.AsyncClient() as http:
+        anonymous = await http.get(file["url_private_download"])
+        wrong = await http.get(file["url_private_download"], headers={"Authorization": "Bearer xoxb-nope"})
+        right = await http.get(file["url_private_download"], headers={"Authorization": f"Bearer {BOT_TOKEN}"})
+    assert (anonymous.status_code, wrong.status_code) == (403, 403)
+    assert right.content == MINI_PACK.read_bytes()
+    assert [c.authorization for c in slack.server.of(DOWNLOAD)] == [
+        None,
+        "Bearer xoxb-nope",
+        f"Bearer {BOT_TOKEN}",
+    ]
+
+
+async def test_a_refused_download_is_reported_and_loads_nothing(slack: Harness) -> None:
+    await bound_with_ada(slack)
+    file = slack.server.add_file("mini-pack.yaml", MINI_PACK.read_bytes(), user=ADA)
+    slack.server.hosted.clear()  # the file is gone by the time we fetch it
+    assert (await slack.event(file_share(slack, ADA, file))).status_code == 200
+    assert len(slack.server.of(DOWNLOAD)) == 1
+    (reply,) = slack.posts()
+    assert "could not fetch mini-pack.yaml" in reply.args["text"]
+    assert pack_rows(slack.engine) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://files.example.com/files-pri/T0COACH-F1/download/mini-pack.yaml",
+        "http://files.slack.com/files-pri/T0COACH-F1/download/mini-pack.yaml",
+    ],
+)
+async def test_a_file_url_off_slacks_hosts_is_never_fetched(slack: Harness, url: str) -> None:
+    await bound_with_ada(slack)
+    file = slack.server.add_file("mini-pack.yaml", MINI_PACK.read_bytes(), user=ADA)
+    file["url_private_download"] = url
+    assert not slack.adapter.may_download(url)
+    assert slack.adapter.may_download("https://files.slack.com/files-pri/T0COACH-F1/download/x.yaml")
+    assert (await slack.event(file_share(slack, ADA, file))).status_code == 200
+    assert slack.server.of(DOWNLOAD) == []
+    (reply,) = slack.posts()
+    assert "could not fetch mini-pack.yaml" in reply.args["text"]
+    assert pack_rows(slack.engine) == []
+
+
+async def test_a_strangers_file_is_not_downloaded_and_they_are_told_to_ask_an_admin(slack: Harness) -> None:
+    file = slack.server.add_file("mini-pack.yaml", MINI_PACK.read_bytes(), user="U0STRANGER")
+    before = snapshot(slack.engine)
+    assert (await slack.event(file_share(slack, "U0STRANGER", file))).status_code == 200
+    assert slack.server.of(DOWNLOAD) == []
+    (reply,) = slack.posts()
+    assert "ask your coachbot admin" in reply.args["text"]
+    assert snapshot(slack.engine) == before

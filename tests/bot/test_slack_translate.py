@@ -197,3 +197,57 @@ def test_message_refs_carry_the_channel() -> None:
     ref = translate.message_ref("D1", "1.2")
     assert translate.split_ref(ref) == ("D1", "1.2")
     assert translate.split_ref("1.2") == (None, "1.2")
+
+
+# --- shared files -------------------------------------------------------------------------------------
+
+
+def test_a_shared_file_in_a_dm_becomes_a_file_share_keyed_by_event_and_file() -> None:
+    body = fixture("message_file_share")
+    assert translate.event_to_inbound(body, bot_user_id=BOT, received_at=NOW) is None
+    (share,) = translate.file_shares(body, bot_user_id=BOT, received_at=NOW)
+    assert share == translate.FileShare(
+        sender=Address("slack", "T0COACH", "U0ADA", "DU0ADA"),
+        key="ev:Ev0FILE0001:F0PACK0001",
+        received_at=NOW,
+        file_id="F0PACK0001",
+        filename="mini-pack.yaml",
+        size=2048,
+        url="https://files.slack.com/files-pri/T0COACH-F0PACK0001/download/mini-pack.yaml",
+        caption="the new pack",
+    )
+
+
+def test_each_downloadable_file_of_a_share_is_kept_with_the_caption_unescaped() -> None:
+    body = fixture("message_file_share")
+    (first,) = body["event"]["files"]
+    body["event"]["text"] = "roster &amp; more"
+    body["event"]["files"] = [
+        first,
+        first | {"id": "F0CSV", "name": "roster.csv", "size": "12"},
+        first | {"id": "F0GONE", "mode": "tombstone"},
+        first | {"id": "F0HIDDEN", "mode": "hidden_by_limit"},
+        first | {"id": "F0DRIVE", "is_external": True},
+        {k: v for k, v in first.items() if k != "url_private_download"} | {"id": "F0CONNECT"},
+    ]
+    shares = translate.file_shares(body, bot_user_id=BOT, received_at=NOW)
+    assert [(s.file_id, s.filename, s.size, s.caption) for s in shares] == [
+        ("F0PACK0001", "mini-pack.yaml", 2048, "roster & more"),
+        ("F0CSV", "roster.csv", None, "roster & more"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"user": BOT},
+        {"bot_id": "B0BOT"},
+        {"channel_type": "channel", "channel": "C0GENERAL"},
+        {"subtype": None},
+        {"files": "not a list"},
+    ],
+)
+def test_file_shares_that_are_not_a_persons_dm_are_ignored(change: dict[str, Any]) -> None:
+    body = fixture("message_file_share")
+    body["event"] |= change
+    assert translate.file_shares(body, bot_user_id=BOT, received_at=NOW) == []

@@ -13,6 +13,12 @@ https://api.slack.com/methods:
   ``upload_url`` points back at this server, ``POST /upload/<file id>``)
 - ``files.completeUploadExternal`` — https://api.slack.com/methods/files.completeUploadExternal
 
+Files people share are registered with :meth:`FakeSlackServer.add_file`, which returns a file object
+(https://api.slack.com/types/file) whose ``url_private_download`` points back at this server,
+``GET /files-pri/<team>-<file id>/download/<name>`` as on files.slack.com. That route serves the registered
+bytes only with the bot token as ``Authorization: Bearer`` (otherwise HTTP 403, nothing served) and records
+each request as a :class:`Call` of method ``files.download``.
+
 Each call must carry ``Authorization: Bearer <token>`` (otherwise ``not_authed``/``invalid_auth``, as Slack
 answers with HTTP 200 and ``ok: false``). Arguments may come as a query string, a form body
 (``application/x-www-form-urlencoded``) or, for the methods that accept it, a JSON body
@@ -39,6 +45,8 @@ BOT_TOKEN = "xoxb-test-fake-slack"
 TEAM_ID = "T0COACH"
 BOT_USER_ID = "U0BOT"
 BOT_ID = "B0BOT"
+DOWNLOAD = "files.download"
+"""The method name recorded for a request to a ``url_private_download``."""
 JSON_METHODS = frozenset({"chat.postMessage", "chat.update", "views.open", "conversations.open"})
 
 
@@ -63,6 +71,8 @@ class FakeSlackServer:
     """Email -> Slack user id, for ``users.lookupByEmail``."""
     calls: list[Call] = field(default_factory=list)
     uploads: dict[str, bytes] = field(default_factory=dict)
+    hosted: dict[str, bytes] = field(default_factory=dict)
+    """File id -> the bytes ``url_private_download`` serves (see :meth:`add_file`)."""
     _rate_limited: dict[str, int] = field(default_factory=dict)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
@@ -82,10 +92,46 @@ class FakeSlackServer:
     def dm_channel(self, user_id: str) -> str:
         return f"D{user_id}"
 
+    def add_file(
+        self, name: str, content: bytes, *, user: str = "", mimetype: str = "text/plain"
+    ) -> dict[str, Any]:
+        """Host ``content`` and return its file object, as a ``file_share`` message carries it."""
+        file_id = f"F{next(self._ts):08d}"
+        self.hosted[file_id] = content
+        private = f"{self.base}/files-pri/{self.team_id}-{file_id}"
+        return {
+            "id": file_id,
+            "created": 1_700_000_200,
+            "timestamp": 1_700_000_200,
+            "name": name,
+            "title": name,
+            "mimetype": mimetype,
+            "filetype": name.rsplit(".", 1)[-1] if "." in name else "text",
+            "pretty_type": "Plain Text",
+            "user": user,
+            "user_team": self.team_id,
+            "editable": True,
+            "size": len(content),
+            "mode": "snippet",
+            "is_external": False,
+            "external_type": "",
+            "is_public": False,
+            "public_url_shared": False,
+            "display_as_bot": False,
+            "username": "",
+            "url_private": f"{private}/{name}",
+            "url_private_download": f"{private}/download/{name}",
+            "permalink": f"https://coach-test.slack.com/files/{user}/{file_id}/{name}",
+            "is_starred": False,
+            "has_rich_preview": False,
+            "file_access": "visible",
+        }
+
     async def __aenter__(self) -> FakeSlackServer:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_get("/files-pri/{team_file}/download/{name}", self._download)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -144,6 +190,18 @@ class FakeSlackServer:
     async def _upload(self, request: web.Request) -> web.StreamResponse:
         self.uploads[request.match_info["file_id"]] = await request.read()
         return web.Response(text="OK - 1")
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        team, _, file_id = request.match_info["team_file"].partition("-")
+        authorization = request.headers.get("Authorization")
+        args = {"file": file_id, "name": request.match_info["name"]}
+        self.calls.append(Call(DOWNLOAD, request.method, "none", args, authorization, time.monotonic()))
+        if authorization != f"Bearer {self.token}":
+            return web.Response(status=403, text="not authorized")
+        content = self.hosted.get(file_id)
+        if team != self.team_id or content is None:
+            return web.Response(status=404, text="file not found")
+        return web.Response(body=content, content_type="application/octet-stream")
 
     # --- methods --------------------------------------------------------------------------------
 

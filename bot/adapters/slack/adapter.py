@@ -4,6 +4,11 @@ Every request is acknowledged first; engine work runs afterwards in a task this 
 waits for them, ``stop`` too). Inbound events are claimed once per Slack event id / action and trigger
 (``processed_update``, platform ``slack``), so Slack's retries (``X-Slack-Retry-Num``) and repeated clicks
 change nothing, while a retry of a request we never saw is processed normally.
+
+A file a person shares in their DM (``message`` subtype ``file_share``) becomes a :class:`FileEvent`: one
+larger than ``MAX_FILE_BYTES`` (by the ``size`` Slack reports) is refused before downloading; otherwise, once
+claimed, its ``url_private_download`` is fetched with the bot token as a Bearer header (the app needs the
+``files:read`` scope), but only from Slack's file host or the configured API host — see :meth:`may_download`.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
+import aiohttp
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -31,8 +38,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from bot.adapters.slack import translate
-from bot.events import InboundEvent
-from scheduler.messages import Choice, Message
+from bot.events import MAX_FILE_BYTES, FileEvent, InboundEvent
+from scheduler.messages import Choice, Message, message
 from scheduler.sender import Address
 from storage import directory
 from storage.db import read_session, write_session
@@ -48,6 +55,19 @@ DEFAULT_PACE_SECONDS = 1.0
 DEFAULT_RATE_LIMIT_RETRIES = 3
 CLAIM_PREFIX = "recv:"
 """The adapter's claim keys are prefixed: the engine claims a command's own key itself."""
+FILE_HOST = ("https", "files.slack.com")
+"""Where ``url_private_download`` points in production (https://api.slack.com/types/file)."""
+DEFAULT_DOWNLOAD_TIMEOUT = 30.0
+DOWNLOAD_CHUNK = 64 * 1024
+
+
+class FileTooLarge(Exception):
+    """The file is larger than ``MAX_FILE_BYTES``."""
+
+
+class DownloadFailed(Exception):
+    """The file could not be fetched from Slack."""
+
 
 Handler = Callable[[InboundEvent], Awaitable[None]]
 
@@ -82,6 +102,7 @@ class SlackAdapter:
         pace_seconds: float = DEFAULT_PACE_SECONDS,
         rate_limit_retries: int = DEFAULT_RATE_LIMIT_RETRIES,
         clock: Callable[[], datetime] = utcnow,
+        download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT,
     ) -> None:
         if app_token is None and not signing_secret:
             raise ValueError("HTTP mode needs the signing secret (or give an app token for Socket Mode)")
@@ -90,6 +111,11 @@ class SlackAdapter:
         self._app_token = app_token
         self._pace = pace_seconds
         self._clock = clock
+        self._token = token
+        self._download_timeout = download_timeout
+        base_url = api_url if api_url.endswith("/") else api_url + "/"
+        api = urlsplit(base_url)
+        self._download_origins = frozenset({FILE_HOST, (api.scheme, api.netloc)})
         self._handler: Handler | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._locks: dict[str, asyncio.Lock] = {}
@@ -100,7 +126,7 @@ class SlackAdapter:
         self.started = False
         self.client = AsyncWebClient(
             token=token,
-            base_url=api_url if api_url.endswith("/") else api_url + "/",
+            base_url=base_url,
             retry_handlers=[
                 AsyncConnectionErrorRetryHandler(),
                 AsyncRateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
@@ -182,9 +208,13 @@ class SlackAdapter:
 
     async def _on_message(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        event = translate.event_to_inbound(body, bot_user_id=self.bot_user_id, received_at=self._clock())
+        received_at = self._clock()
+        event = translate.event_to_inbound(body, bot_user_id=self.bot_user_id, received_at=received_at)
         if event is not None:
             self._spawn(self._process(event))
+            return
+        for share in translate.file_shares(body, bot_user_id=self.bot_user_id, received_at=received_at):
+            self._spawn(self._process_file(share))
 
     async def _on_choice(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
@@ -232,7 +262,68 @@ class SlackAdapter:
 
     async def _process(self, event: InboundEvent) -> None:
         """Claim the event once (for a known person), then hand it to the engine."""
-        sender = event.sender
+        if await self._claim(event.sender, event.key) is directory.Claim.REPLAY:
+            log.info("ignored a replayed slack %s %s", type(event).__name__, event.key)
+            return
+        await self._deliver(event)
+
+    async def _process_file(self, share: translate.FileShare) -> None:
+        """Refuse an oversized file unread; otherwise claim it, download it and hand it to the engine.
+
+        A stranger's file is not downloaded: the engine only tells them to ask their admin, so their
+        event carries no content.
+        """
+        too_large = message(
+            f"Sorry, {share.filename} is larger than {MAX_FILE_BYTES // 1_048_576} MB, so I did not open it. "
+            "Nothing was loaded."
+        )
+        if share.size is not None and share.size > MAX_FILE_BYTES:
+            log.info("refused a slack file of %d bytes unread", share.size)
+            await self._tell(share.sender, too_large)
+            return
+        claim = await self._claim(share.sender, share.key)
+        if claim is directory.Claim.REPLAY:
+            log.info("ignored a replayed slack file %s", share.key)
+            return
+        content = b""
+        if claim is directory.Claim.FRESH:
+            try:
+                content = await self.download(share.url)
+            except FileTooLarge:
+                await self._tell(share.sender, too_large)
+                return
+            except DownloadFailed as exc:
+                log.warning("could not download slack file %s: %s", share.file_id, exc)
+                await self._tell(
+                    share.sender,
+                    message(f"Sorry, I could not fetch {share.filename} from Slack. Please send it again."),
+                )
+                return
+        await self._deliver(
+            FileEvent(
+                sender=share.sender,
+                key=share.key,
+                received_at=share.received_at,
+                filename=share.filename,
+                content=content,
+                caption=share.caption,
+            )
+        )
+
+    async def _tell(self, to: Address, text: Message) -> None:
+        try:
+            await self.send_message(to, text)
+        except SlackApiError as exc:
+            log.warning("could not reply on slack: %s", exc.response.get("error"))
+
+    async def _deliver(self, event: InboundEvent) -> None:
+        if self._handler is None:
+            log.error("no engine attached to the slack adapter; dropped %s", event.key)
+            return
+        await self._handler(event)
+
+    async def _claim(self, sender: Address, key: str) -> directory.Claim:
+        """Record the event's key for a known person: FRESH, REPLAY, or UNKNOWN (nothing written)."""
 
         def claim() -> directory.Claim:
             try:
@@ -242,18 +333,59 @@ class SlackAdapter:
                         platform=PLATFORM,
                         workspace=sender.workspace,
                         user_id=sender.user_id,
-                        update_key=CLAIM_PREFIX + event.key,
+                        update_key=CLAIM_PREFIX + key,
                     )
             except IntegrityError:
                 return directory.Claim.REPLAY
 
-        if await self._runner.run(claim) is directory.Claim.REPLAY:
-            log.info("ignored a replayed slack %s %s", type(event).__name__, event.key)
-            return
-        if self._handler is None:
-            log.error("no engine attached to the slack adapter; dropped %s", event.key)
-            return
-        await self._handler(event)
+        result: directory.Claim = await self._runner.run(claim)
+        return result
+
+    # --- files ----------------------------------------------------------------------------------
+
+    def may_download(self, url: str) -> bool:
+        """Whether the bot token may be sent to ``url``: only to Slack's file host (``https`` on
+        ``files.slack.com``) or the host of the configured API URL (the fake Slack server in tests).
+        Any other URL is never fetched, so a crafted payload cannot make us hand the token elsewhere."""
+        parts = urlsplit(url)
+        return (parts.scheme, parts.netloc) in self._download_origins
+
+    async def download(self, url: str) -> bytes:
+        """A private file's bytes, fetched with ``Authorization: Bearer <bot token>``.
+
+        Redirects are not followed (Slack answers a request it does not accept with its sign-in page);
+        an HTML answer is that page, not the file. More than ``MAX_FILE_BYTES`` is :class:`FileTooLarge`,
+        whatever ``size`` said; anything else that goes wrong is :class:`DownloadFailed`.
+        """
+        if not self.may_download(url):
+            raise DownloadFailed(f"not a Slack file URL: {urlsplit(url).netloc or url!r}")
+        timeout = aiohttp.ClientTimeout(total=self._download_timeout)
+        client = self.client
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout, trust_env=client.trust_env_in_session) as session,
+                session.get(
+                    url,
+                    headers={"Authorization": f"Bearer {self._token}"},
+                    allow_redirects=False,
+                    ssl=client.ssl if client.ssl is not None else True,
+                    proxy=client.proxy,
+                ) as response,
+            ):
+                if response.status != 200:
+                    raise DownloadFailed(f"HTTP {response.status}")
+                if response.content_type == "text/html":
+                    raise DownloadFailed("an HTML page, not the file (is files:read granted?)")
+                if response.content_length is not None and response.content_length > MAX_FILE_BYTES:
+                    raise FileTooLarge
+                content = bytearray()
+                async for chunk in response.content.iter_chunked(DOWNLOAD_CHUNK):
+                    content.extend(chunk)
+                    if len(content) > MAX_FILE_BYTES:
+                        raise FileTooLarge
+                return bytes(content)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise DownloadFailed(f"{type(exc).__name__}: {exc}") from exc
 
     # --- storage --------------------------------------------------------------------------------
 

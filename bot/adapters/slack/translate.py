@@ -83,8 +83,22 @@ def event_to_inbound(
     """An Events API ``event_callback`` to a TextEvent: only a person's new message in their DM with us.
 
     Edits and deletions (``message_changed``/``message_deleted``), bot messages and our own echoes, joins,
-    reactions and anything outside a DM are ignored (``None``).
+    reactions and anything outside a DM are ignored (``None``); shared files are :func:`file_shares`.
     """
+    found = _dm_message(body, bot_user_id=bot_user_id, subtype=None)
+    if found is None:
+        return None
+    sender, event_id, event = found
+    text = _str(event, "text")
+    if text is None or not text.strip():
+        return None
+    return TextEvent(sender=sender, key=f"ev:{event_id}", received_at=received_at, text=unescape(text))
+
+
+def _dm_message(
+    body: Mapping[str, Any], *, bot_user_id: str | None, subtype: str | None
+) -> tuple[Address, str, Mapping[str, Any]] | None:
+    """A person's message of this ``subtype`` in their DM with us: (sender, event id, event), or ``None``."""
     if body.get("type") != "event_callback":
         return None
     event = body.get("event")
@@ -94,19 +108,75 @@ def event_to_inbound(
         return None
     if event.get("type") != "message" or event.get("channel_type") != "im":
         return None
-    if event.get("subtype") is not None or event.get("bot_id") is not None:
+    if event.get("subtype") != subtype or event.get("bot_id") is not None:
         return None
-    user, channel, text = _str(event, "user"), _str(event, "channel"), _str(event, "text")
-    if user is None or channel is None or text is None or user == bot_user_id:
+    user, channel = _str(event, "user"), _str(event, "channel")
+    if user is None or channel is None or user == bot_user_id:
         return None
-    if not text.strip():
-        return None
-    return TextEvent(
-        sender=Address(PLATFORM, workspace, user, channel),
-        key=f"ev:{event_id}",
-        received_at=received_at,
-        text=unescape(text),
-    )
+    return Address(PLATFORM, workspace, user, channel), event_id, event
+
+
+@dataclass(frozen=True)
+class FileShare:
+    """A file a person shared in their DM with us, before it is downloaded.
+
+    ``size`` is what Slack says the file's size is (checked against ``MAX_FILE_BYTES`` before downloading);
+    ``url`` is its ``url_private_download``, which needs the bot token as a Bearer header.
+    """
+
+    sender: Address
+    key: str
+    received_at: datetime
+    file_id: str
+    filename: str
+    size: int | None
+    url: str
+    caption: str
+
+
+UNAVAILABLE_FILE_MODES = frozenset({"tombstone", "hidden_by_limit"})
+"""File ``mode`` values without content to download (deleted; hidden by a free workspace's limit)."""
+
+
+def file_shares(
+    body: Mapping[str, Any], *, bot_user_id: str | None, received_at: datetime
+) -> list[FileShare]:
+    """An Events API ``message`` with subtype ``file_share`` in a DM to the files it shares, one per file.
+
+    https://api.slack.com/events/message/file_share: the message carries ``files`` (file objects,
+    https://api.slack.com/types/file) and the person's ``text``, which becomes each file's caption. Each
+    file is keyed by the event id and the file id, so Slack's retries of the event are recognised. Files
+    without a download URL (external files, deleted or hidden ones, Slack Connect files needing
+    ``files.info``) are left out. Anything else is an empty list.
+    """
+    found = _dm_message(body, bot_user_id=bot_user_id, subtype="file_share")
+    if found is None:
+        return []
+    sender, event_id, event = found
+    files = event.get("files")
+    text = event.get("text")
+    caption = unescape(text).strip() if isinstance(text, str) else ""
+    shares: list[FileShare] = []
+    for item in files if isinstance(files, list) else []:
+        file_id, url = _str(item, "id"), _str(item, "url_private_download")
+        if file_id is None or url is None or item.get("is_external") is True:
+            continue
+        if item.get("mode") in UNAVAILABLE_FILE_MODES:
+            continue
+        size = item.get("size")
+        shares.append(
+            FileShare(
+                sender=sender,
+                key=f"ev:{event_id}:{file_id}",
+                received_at=received_at,
+                file_id=file_id,
+                filename=_str(item, "name") or _str(item, "title") or file_id,
+                size=size if isinstance(size, int) and not isinstance(size, bool) else None,
+                url=url,
+                caption=caption,
+            )
+        )
+    return shares
 
 
 def _action_sender(body: Mapping[str, Any]) -> Address | None:
