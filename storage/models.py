@@ -253,6 +253,8 @@ class Delivery(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("person_id", "item_id", "kind", "local_session_date"),
         Index("ix_delivery_due", "status", "scheduled_at"),
+        # A rep's session of one day (next question, lesson once a day): must not scan their whole history.
+        Index("ix_delivery_person_day", "person_id", "local_session_date"),
     )
     id: int | None = Field(default=None, primary_key=True)
     person_id: int = Field(foreign_key="person.id")
