@@ -390,18 +390,10 @@ class SlackAdapter:
     # --- storage --------------------------------------------------------------------------------
 
     async def _read(self, fn: Callable[[Any], Any]) -> Any:
-        def run() -> Any:
-            with read_session(self._engine) as session:
-                return fn(session)
-
-        return await self._runner.run(run)
+        return await self._runner.read(self._engine, fn)
 
     async def _write(self, fn: Callable[[Any], Any]) -> Any:
-        def run() -> Any:
-            with write_session(self._engine) as session:
-                return fn(session)
-
-        return await self._runner.run(run)
+        return await self._runner.write(self._engine, fn)
 
     # --- outbound -------------------------------------------------------------------------------
 
