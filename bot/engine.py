@@ -40,7 +40,7 @@ from scheduler.sender import Address
 from storage import learning
 from storage.activities import ActivityImport, upsert_activities
 from storage.audit import record_audit
-from storage.db import write_session
+from storage.db import write_connection
 from storage.errors import StorageError
 from storage.models import ActivitySource, DeliveryKind, DeliveryStatus, utcnow
 from storage.runner import StorageRunner
@@ -355,7 +355,7 @@ class Coach:
 
     def _refusal(
         self,
-        session: Session,
+        session: learning.Executor,
         person: learning.PersonView,
         context: learning.DeliveryContext | None,
         event: InboundEvent,
@@ -372,7 +372,7 @@ class Coach:
             )
             return replies.NOT_YOURS
         if context.status == DeliveryStatus.ANSWERED:
-            replay = learning.attempt_by_key(session, idempotency_key=event.key) is not None
+            replay = learning.attempt_exists(session, idempotency_key=event.key)
             return SILENT if replay else replies.ALREADY_ANSWERED
         expired = context.sent_at + self._config.expire_after < event.received_at
         if context.status == DeliveryStatus.EXPIRED or expired:
@@ -414,13 +414,14 @@ class Coach:
 
     def _answer_choice_now(self, event: ChoiceEvent) -> _ChoiceOutcome:
         sender = event.sender
-        with write_session(self._engine) as session:
-            person = learning.person_for_identity(
+        with write_connection(self._engine) as session:
+            found = learning.person_and_team_for_identity(
                 session, platform=sender.platform, workspace=sender.workspace, user_id=sender.user_id
             )
-            if person is None or not person.active:
+            if found is None or not found[0].active:
                 log.info("refused an answer from an unknown or inactive %s user", sender.platform)
-                return _ChoiceOutcome(replies.UNKNOWN_PERSON if person is None else replies.INACTIVE_PERSON)
+                return _ChoiceOutcome(replies.UNKNOWN_PERSON if found is None else replies.INACTIVE_PERSON)
+            person, team = found
             context = learning.question_context(session, delivery_id=event.delivery_id)
             refusal = self._refusal(session, person, context, event)
             if refusal is not None:
@@ -459,7 +460,7 @@ class Coach:
                     },
                     flags=[],
                 ),
-                learning.team_of(session, team_id=person.team_id),
+                team,
             )
             status = recorded.result.status
             if status != "recorded":
@@ -553,7 +554,7 @@ class Coach:
 
     def _record_now(
         self,
-        session: Session,
+        session: learning.Executor,
         person: learning.PersonView,
         context: learning.DeliveryContext,
         event: InboundEvent,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_, update
+from sqlalchemy import Connection, bindparam, func, insert, or_, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
@@ -58,6 +58,9 @@ class TeamView:
     workdays: str
 
 
+Executor = Session | Connection
+"""Hot-path functions run Core statements on either an ORM session or a bare connection."""
+
 _PERSON = Person.__table__  # type: ignore[attr-defined]
 _DELIVERY_TABLE = Delivery.__table__  # type: ignore[attr-defined]
 _IDENTITY = ChatIdentity.__table__  # type: ignore[attr-defined]
@@ -72,6 +75,17 @@ _PERSON_BY_IDENTITY = (
         _IDENTITY.c.user_id == bindparam("user_id"),
     )
 )
+_PERSON_AND_TEAM_BY_IDENTITY = (
+    core_select(*_PERSON_COLUMNS, *(_TEAM.c[name] for name in TeamView.__dataclass_fields__))
+    .select_from(_PERSON)
+    .join(_IDENTITY, _IDENTITY.c.person_id == _PERSON.c.id)
+    .outerjoin(_TEAM, _TEAM.c.id == _PERSON.c.team_id)
+    .where(
+        _IDENTITY.c.platform == bindparam("platform"),
+        _IDENTITY.c.workspace == bindparam("workspace"),
+        _IDENTITY.c.user_id == bindparam("user_id"),
+    )
+)
 _PERSON_BY_EMAIL = core_select(*_PERSON_COLUMNS).where(_PERSON.c.email == bindparam("email"))
 _TEAM_BY_ID = core_select(*(_TEAM.c[name] for name in TeamView.__dataclass_fields__)).where(
     _TEAM.c.id == bindparam("team_id")
@@ -79,12 +93,25 @@ _TEAM_BY_ID = core_select(*(_TEAM.c[name] for name in TeamView.__dataclass_field
 
 
 def person_for_identity(
-    session: Session, *, platform: str, workspace: str, user_id: str
+    session: Executor, *, platform: str, workspace: str, user_id: str
 ) -> PersonView | None:
     """The active or inactive person bound to this immutable platform id, if any."""
     params = {"platform": platform, "workspace": workspace, "user_id": user_id}
     row = session.execute(_PERSON_BY_IDENTITY, params).first()
     return PersonView(*row) if row is not None else None
+
+
+def person_and_team_for_identity(
+    session: Executor, *, platform: str, workspace: str, user_id: str
+) -> tuple[PersonView, TeamView | None] | None:
+    """The person bound to this platform id and their team, in one statement (the answer path)."""
+    params = {"platform": platform, "workspace": workspace, "user_id": user_id}
+    row = session.execute(_PERSON_AND_TEAM_BY_IDENTITY, params).first()
+    if row is None:
+        return None
+    width = len(_PERSON_COLUMNS)
+    person, team = PersonView(*row[:width]), row[width:]
+    return person, (TeamView(*team) if team[0] is not None else None)
 
 
 def person_by_email(session: Session, *, email: str) -> PersonView | None:
@@ -265,6 +292,14 @@ def mark_sent(session: Session, *, delivery_id: int, message_ref: str | None, se
     session.add(delivery)
 
 
+_LESSON_SENT = core_select(_DELIVERY_TABLE.c.id).where(
+    _DELIVERY_TABLE.c.person_id == bindparam("person_id"),
+    _DELIVERY_TABLE.c.kind == DeliveryKind.LESSON,
+    _DELIVERY_TABLE.c.topic_id == bindparam("topic_id"),
+    _DELIVERY_TABLE.c.local_session_date == bindparam("local_date"),
+)
+
+
 def set_message_ref(session: Session, *, delivery_id: int, message_ref: str) -> None:
     """Point a delivery at the latest message showing it (after a resend)."""
     session.execute(
@@ -339,7 +374,7 @@ _NEXT_PENDING = (
 )
 
 
-def question_context(session: Session, *, delivery_id: int) -> DeliveryContext | None:
+def question_context(session: Executor, *, delivery_id: int) -> DeliveryContext | None:
     row = session.execute(_CONTEXT_BY_ID, {"delivery_id": delivery_id}).first()
     return _context(row) if row is not None else None
 
@@ -361,7 +396,7 @@ def open_questions(
     return [_context(row) for row in session.execute(query)]
 
 
-def next_pending_question(session: Session, *, person_id: int, local_date: date) -> DeliveryContext | None:
+def next_pending_question(session: Executor, *, person_id: int, local_date: date) -> DeliveryContext | None:
     """The next question of today's session that has not gone out yet."""
     row = session.execute(_NEXT_PENDING, {"person_id": person_id, "local_date": local_date}).first()
     return _context(row) if row is not None else None
@@ -378,32 +413,31 @@ def attempt_by_key(session: Session, *, idempotency_key: str) -> Attempt | None:
     return session.exec(select(Attempt).where(Attempt.idempotency_key == idempotency_key)).one_or_none()
 
 
-def claim_lesson(session: Session, *, person_id: int, topic_id: int, local_date: date, now: datetime) -> bool:
+def attempt_exists(session: Executor, *, idempotency_key: str) -> bool:
+    return session.execute(_ATTEMPT_EXISTS, {"key": idempotency_key}).first() is not None
+
+
+def claim_lesson(
+    session: Executor, *, person_id: int, topic_id: int, local_date: date, now: datetime
+) -> bool:
     """Record that the topic's lesson goes out today; False if it already did (once per topic a day)."""
-    if lesson_sent(session, person_id=person_id, topic_id=topic_id, local_date=local_date):
+    params = {"person_id": person_id, "topic_id": topic_id, "local_date": local_date}
+    if session.execute(_LESSON_SENT, params).first() is not None:
         return False
-    session.add(
-        Delivery(
-            person_id=person_id,
-            kind=DeliveryKind.LESSON,
-            topic_id=topic_id,
-            local_session_date=local_date,
-            scheduled_at=now,
-            status=DeliveryStatus.SENT,
-            sent_at=now,
-        )
+    session.execute(
+        insert(_DELIVERY_TABLE),
+        {
+            "person_id": person_id,
+            "kind": DeliveryKind.LESSON,
+            "topic_id": topic_id,
+            "local_session_date": local_date,
+            "scheduled_at": now,
+            "status": DeliveryStatus.SENT,
+            "sent_at": now,
+            "created_at": now,
+        },
     )
     return True
-
-
-def lesson_sent(session: Session, *, person_id: int, topic_id: int, local_date: date) -> bool:
-    query = select(Delivery.id).where(
-        Delivery.person_id == person_id,
-        Delivery.kind == DeliveryKind.LESSON,
-        Delivery.topic_id == topic_id,
-        Delivery.local_session_date == local_date,
-    )
-    return session.exec(query).first() is not None
 
 
 @dataclass(frozen=True)
@@ -481,7 +515,7 @@ _SAVE_PROGRESS = (
 _PROGRESS_ROW = select(_PROGRESS).where(_PROGRESS.c.person_id == bindparam("person_id")).with_for_update()
 
 
-def record_attempt(session: Session, *, write: AttemptWrite, schedule: ScheduleCard) -> AttemptResult:
+def record_attempt(session: Executor, *, write: AttemptWrite, schedule: ScheduleCard) -> AttemptResult:
     """Store the attempt, the memory card, the delivery and progress in the caller's one transaction.
 
     Re-checks the delivery under a row lock, so two concurrent answers to one question score once; a
@@ -552,7 +586,7 @@ def record_attempt(session: Session, *, write: AttemptWrite, schedule: ScheduleC
     return _update_progress(session, write)
 
 
-def _update_progress(session: Session, write: AttemptWrite) -> AttemptResult:
+def _update_progress(session: Executor, write: AttemptWrite) -> AttemptResult:
     row = session.execute(_PROGRESS_ROW, {"person_id": write.person_id}).mappings().first()
     current: dict[str, Any] = (
         dict(row)
@@ -665,7 +699,7 @@ def team_week_points(session: Session, *, team_id: int, week_key: str) -> list[t
     return sorted(rows, key=lambda row: (-row[2], row[1]))
 
 
-def team_of(session: Session, *, team_id: int | None) -> TeamView | None:
+def team_of(session: Executor, *, team_id: int | None) -> TeamView | None:
     if team_id is None:
         return None
     row = session.execute(_TEAM_BY_ID, {"team_id": team_id}).first()
