@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, or_, update
+from sqlalchemy import Connection, bindparam, func, insert, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
@@ -402,13 +402,6 @@ def next_pending_question(session: Executor, *, person_id: int, local_date: date
     return _context(row) if row is not None else None
 
 
-def expire_question(session: Session, *, delivery_id: int) -> None:
-    delivery = session.get(Delivery, delivery_id)
-    if delivery is not None and delivery.status == DeliveryStatus.SENT:
-        delivery.status = DeliveryStatus.EXPIRED
-        session.add(delivery)
-
-
 def attempt_by_key(session: Session, *, idempotency_key: str) -> Attempt | None:
     return session.exec(select(Attempt).where(Attempt.idempotency_key == idempotency_key)).one_or_none()
 
@@ -628,16 +621,6 @@ def _update_progress(session: Executor, write: AttemptWrite) -> AttemptResult:
     )
 
 
-def card_for(session: Session, *, person_id: int, item_id: int) -> MemoryCard | None:
-    return session.exec(
-        select(MemoryCard).where(MemoryCard.person_id == person_id, MemoryCard.item_id == item_id)
-    ).one_or_none()
-
-
-def progress_for(session: Session, *, person_id: int) -> PersonProgress | None:
-    return session.get(PersonProgress, person_id)
-
-
 @dataclass(frozen=True)
 class AttemptFacts:
     answered_at: datetime
@@ -736,21 +719,6 @@ def update_person_schedule(
     person.updated_at = utcnow()
     session.add(person)
     return person
-
-
-def topic_keys_for(session: Session, *, candidates: Sequence[Candidate]) -> set[str]:
-    return {c.topic_key for c in candidates}
-
-
-def unanswered_sent_before(session: Session, *, person_id: int, before: datetime) -> list[int]:
-    """Ids of the rep's sent questions that expired (sent before ``before`` and still open)."""
-    query = select(Delivery.id).where(
-        Delivery.person_id == person_id,
-        Delivery.status == DeliveryStatus.SENT,
-        Delivery.kind == DeliveryKind.QUESTION,
-        or_(col(Delivery.sent_at) < before, col(Delivery.sent_at).is_(None)),
-    )
-    return [i for i in session.exec(query) if i is not None]
 
 
 def count_attempts(session: Session, *, person_id: int) -> int:

@@ -289,13 +289,6 @@ def team_keys(session: Session) -> set[str]:
     return set(session.exec(select(Team.key)).all())
 
 
-def count_people(session: Session, *, active_only: bool = True) -> int:
-    query = select(Person.id)
-    if active_only:
-        query = query.where(col(Person.active).is_(True))
-    return len(session.exec(query).all())
-
-
 def team_pack_keys(session: Session) -> list[tuple[str, str]]:
     """(team key, pack key) for every pack assigned to a team."""
     rows = session.exec(

@@ -38,6 +38,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
 from telegram import BotCommand, ForceReply, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
@@ -60,7 +61,7 @@ from bot.events import MAX_FILE_BYTES, FileEvent, InboundEvent, TextEvent
 from scheduler.messages import Choice, Message, bold, message
 from scheduler.sender import Address
 from storage import learning, onboarding
-from storage.db import read_session, write_session
+from storage.db import write_session
 from storage.models import utcnow
 from storage.runner import StorageRunner
 
@@ -403,15 +404,7 @@ class TelegramAdapter:
         """Too large to download: say so, write nothing (people coachbot does not know get the engine's
         answer instead)."""
         sender = event.sender
-
-        def known() -> bool:
-            with read_session(self._engine) as session:
-                person = learning.person_for_identity(
-                    session, platform=PLATFORM, workspace=WORKSPACE, user_id=sender.user_id
-                )
-                return person is not None
-
-        if not await self._runner.run(known):
+        if not await self._known(sender.user_id):
             await self._hand_over(event)  # the engine answers "ask your admin"; nothing is written
             return
         log.info("refused a %d-byte Telegram file from user %s before downloading it", size, sender.user_id)
@@ -446,6 +439,16 @@ class TelegramAdapter:
                 delivery = onboarding.delivery_for_message_ref(session, ref=inbound.reply_to_ref)
             return _Decision(known=True, fresh=True, reply_to_delivery=delivery)
 
+    async def _known(self, user_id: str) -> bool:
+        """Whether this Telegram user is bound to a roster person."""
+        person = await self._runner.read(
+            self._engine,
+            lambda s: learning.person_for_identity(
+                s, platform=PLATFORM, workspace=WORKSPACE, user_id=user_id
+            ),
+        )
+        return person is not None
+
     async def _hand_over(self, event: InboundEvent) -> None:
         if self._handler is None:
             log.error("Telegram update dropped: no engine attached")
@@ -474,21 +477,12 @@ class TelegramAdapter:
                     raise _Refused
                 return "bound", person
 
-        def known() -> bool:
-            with read_session(self._engine) as session:
-                return (
-                    learning.person_for_identity(
-                        session, platform=PLATFORM, workspace=WORKSPACE, user_id=sender.user_id
-                    )
-                    is not None
-                )
-
         try:
             outcome, person = await self._runner.run(redeem)
         except IntegrityError:
             outcome, person = "replay", None
         except _Refused:
-            if await self._runner.run(known):
+            if await self._known(sender.user_id):
                 await self._dispatch(inbound)  # already connected: an old link is just "start"
                 return
             audit.info("refused an invite code from Telegram user %s", sender.user_id)
@@ -562,16 +556,15 @@ class TelegramAdapter:
     async def _blocked(self, to: Address, exc: Forbidden) -> None:
         log.info("Telegram user %s cannot be reached (%s): marked unreachable", to.user_id, exc.message)
 
-        def mark() -> None:
-            with write_session(self._engine) as session:
-                person = learning.person_for_identity(
-                    session, platform=PLATFORM, workspace=WORKSPACE, user_id=to.user_id
-                )
-                if person is not None:
-                    onboarding.mark_unreachable(session, person_id=person.id)
+        def mark(session: Session) -> None:
+            person = learning.person_for_identity(
+                session, platform=PLATFORM, workspace=WORKSPACE, user_id=to.user_id
+            )
+            if person is not None:
+                onboarding.mark_unreachable(session, person_id=person.id)
 
         with contextlib.suppress(Exception):
-            await self._runner.run(mark)
+            await self._runner.write(self._engine, mark)
 
 
 class _Refused(Exception):
