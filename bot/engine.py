@@ -296,9 +296,7 @@ class Coach:
                     return "unknown-topic", None, topics
                 topic = matches[0]
             open_now = learning.open_questions(
-                session, person_id=person_id, sent_after=now - self._config.expire_after, item_kind="mcq"
-            ) + learning.open_questions(
-                session, person_id=person_id, sent_after=now - self._config.expire_after, item_kind="roleplay"
+                session, person_id=person_id, sent_after=now - self._config.expire_after
             )
             for context in open_now:
                 if topic is None or context.topic_key == topic:

@@ -380,19 +380,20 @@ def question_context(session: Executor, *, delivery_id: int) -> DeliveryContext 
 
 
 def open_questions(
-    session: Session, *, person_id: int, sent_after: datetime, item_kind: str
+    session: Session, *, person_id: int, sent_after: datetime, item_kind: str | None = None
 ) -> list[DeliveryContext]:
-    """Questions sent to the rep, not yet answered and not expired, oldest first."""
+    """Questions sent to the rep, not yet answered and not expired, oldest first (of one kind, if given)."""
     query = (
         _context_query()
         .where(
             Delivery.person_id == person_id,
             Delivery.status == DeliveryStatus.SENT,
             col(Delivery.sent_at) >= sent_after,
-            Item.kind == item_kind,
         )
         .order_by(col(Delivery.sent_at), col(Delivery.id))
     )
+    if item_kind is not None:
+        query = query.where(Item.kind == item_kind)
     return [_context(row) for row in session.execute(query)]
 
 
