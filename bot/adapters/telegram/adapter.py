@@ -256,8 +256,10 @@ class TelegramAdapter:
             .base_file_url(base_file_url or file_url_for(base_url))
             .rate_limiter(self.rate_limiter)
         )
-        if webhook:
-            builder = builder.updater(None)
+        # Polling: PTB's default pool of one connection for getUpdates is still held by the in-flight long
+        # poll when stop() sends its final getUpdates to confirm the last offset, so that call timed out and
+        # logged an error on every shutdown. A second connection lets it through.
+        builder = builder.updater(None) if webhook else builder.get_updates_connection_pool_size(2)
         self.application: Application[Any, Any, Any, Any, Any, Any] = builder.build()
         self.application.add_handler(TypeHandler(Update, self._on_update))
 
