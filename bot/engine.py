@@ -413,14 +413,17 @@ class Coach:
     def _answer_choice_now(self, event: ChoiceEvent) -> _ChoiceOutcome:
         sender = event.sender
         with write_connection(self._engine) as session:
-            found = learning.person_and_team_for_identity(
-                session, platform=sender.platform, workspace=sender.workspace, user_id=sender.user_id
+            facts = learning.answer_facts(
+                session,
+                platform=sender.platform,
+                workspace=sender.workspace,
+                user_id=sender.user_id,
+                delivery_id=event.delivery_id,
             )
-            if found is None or not found[0].active:
+            if facts is None or not facts.person.active:
                 log.info("refused an answer from an unknown or inactive %s user", sender.platform)
-                return _ChoiceOutcome(replies.UNKNOWN_PERSON if found is None else replies.INACTIVE_PERSON)
-            person, team = found
-            context = learning.question_context(session, delivery_id=event.delivery_id)
+                return _ChoiceOutcome(replies.UNKNOWN_PERSON if facts is None else replies.INACTIVE_PERSON)
+            person, team, context = facts.person, facts.team, facts.context
             refusal = self._refusal(session, person, context, event)
             if refusal is not None:
                 return _ChoiceOutcome(refusal)
@@ -459,6 +462,7 @@ class Coach:
                     flags=[],
                 ),
                 team,
+                before=facts.before,
             )
             status = recorded.result.status
             if status != "recorded":
@@ -558,6 +562,8 @@ class Coach:
         event: InboundEvent,
         scored: _Scored,
         team: learning.TeamView | None,
+        *,
+        before: learning.CardAndProgress | None = None,
     ) -> _Recorded:
         """Write the attempt, claim the lesson and find the next question, in the caller's transaction."""
         assert context.sent_at is not None
@@ -596,7 +602,7 @@ class Coach:
             review = memory.review(self._memory, current, Rating(scored.rating), answered_at)
             return review.state, review.due, review.lapsed
 
-        result = learning.record_attempt(session, write=write, schedule=schedule)
+        result = learning.record_attempt(session, write=write, schedule=schedule, before=before)
         if result.status != "recorded":
             return _Recorded(result, lesson=False, upcoming=None)
         missed = scored.rating == Rating.Again

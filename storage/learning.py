@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
-from typing import Any
+from itertools import accumulate
+from typing import Any, cast
 
-from sqlalchemy import Connection, bindparam, func, insert, update
+from sqlalchemy import Connection, CursorResult, Result, bindparam, func, insert, update
 from sqlalchemy import select as core_select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from storage.models import (
@@ -75,17 +78,6 @@ _PERSON_BY_IDENTITY = (
         _IDENTITY.c.user_id == bindparam("user_id"),
     )
 )
-_PERSON_AND_TEAM_BY_IDENTITY = (
-    core_select(*_PERSON_COLUMNS, *(_TEAM.c[name] for name in TeamView.__dataclass_fields__))
-    .select_from(_PERSON)
-    .join(_IDENTITY, _IDENTITY.c.person_id == _PERSON.c.id)
-    .outerjoin(_TEAM, _TEAM.c.id == _PERSON.c.team_id)
-    .where(
-        _IDENTITY.c.platform == bindparam("platform"),
-        _IDENTITY.c.workspace == bindparam("workspace"),
-        _IDENTITY.c.user_id == bindparam("user_id"),
-    )
-)
 _PERSON_BY_EMAIL = core_select(*_PERSON_COLUMNS).where(_PERSON.c.email == bindparam("email"))
 _TEAM_BY_ID = core_select(*(_TEAM.c[name] for name in TeamView.__dataclass_fields__)).where(
     _TEAM.c.id == bindparam("team_id")
@@ -99,19 +91,6 @@ def person_for_identity(
     params = {"platform": platform, "workspace": workspace, "user_id": user_id}
     row = session.execute(_PERSON_BY_IDENTITY, params).first()
     return PersonView(*row) if row is not None else None
-
-
-def person_and_team_for_identity(
-    session: Executor, *, platform: str, workspace: str, user_id: str
-) -> tuple[PersonView, TeamView | None] | None:
-    """The person bound to this platform id and their team, in one statement (the answer path)."""
-    params = {"platform": platform, "workspace": workspace, "user_id": user_id}
-    row = session.execute(_PERSON_AND_TEAM_BY_IDENTITY, params).first()
-    if row is None:
-        return None
-    width = len(_PERSON_COLUMNS)
-    person, team = PersonView(*row[:width]), row[width:]
-    return person, (TeamView(*team) if team[0] is not None else None)
 
 
 def person_by_email(session: Session, *, email: str) -> PersonView | None:
@@ -330,26 +309,30 @@ class DeliveryContext:
     lesson: str
 
 
-def _context_query() -> Any:
+def _context_columns() -> list[Any]:
     """Columns in the order of :class:`DeliveryContext`'s fields."""
+    return [
+        col(Delivery.id),
+        col(Delivery.person_id),
+        col(Delivery.status),
+        col(Delivery.kind),
+        col(Delivery.sent_at),
+        col(Delivery.local_session_date),
+        col(Delivery.platform_message_ref),
+        col(Delivery.item_id),
+        col(Item.kind),
+        col(Delivery.item_revision_id),
+        col(ItemRevision.body),
+        col(Topic.id),
+        col(Topic.key),
+        col(Topic.name),
+        col(Topic.lesson),
+    ]
+
+
+def _context_query() -> Any:
     return (
-        core_select(
-            col(Delivery.id),
-            col(Delivery.person_id),
-            col(Delivery.status),
-            col(Delivery.kind),
-            col(Delivery.sent_at),
-            col(Delivery.local_session_date),
-            col(Delivery.platform_message_ref),
-            col(Delivery.item_id),
-            col(Item.kind),
-            col(Delivery.item_revision_id),
-            col(ItemRevision.body),
-            col(Topic.id),
-            col(Topic.key),
-            col(Topic.name),
-            col(Topic.lesson),
-        )
+        core_select(*_context_columns())
         .join(Item, col(Item.id) == col(Delivery.item_id))
         .join(ItemRevision, col(ItemRevision.id) == col(Delivery.item_revision_id))
         .join(Topic, col(Topic.id) == col(Item.topic_id))
@@ -401,6 +384,37 @@ def next_pending_question(session: Executor, *, person_id: int, local_date: date
     """The next question of today's session that has not gone out yet."""
     row = session.execute(_NEXT_PENDING, {"person_id": person_id, "local_date": local_date}).first()
     return _context(row) if row is not None else None
+
+
+@dataclass(frozen=True)
+class AnswerFacts:
+    """Everything an answer to a delivered question is checked against and builds on, read at once."""
+
+    person: PersonView
+    team: TeamView | None
+    context: DeliveryContext | None
+    before: CardAndProgress
+
+
+def answer_facts(
+    session: Executor, *, platform: str, workspace: str, user_id: str, delivery_id: int
+) -> AnswerFacts | None:
+    """Who answered, their team, the question, and their card and progress for it: one statement.
+
+    None when the platform id is bound to nobody. The MCQ answer path runs this for every pick.
+    """
+    params = {"platform": platform, "workspace": workspace, "user_id": user_id, "delivery_id": delivery_id}
+    row = session.execute(_ANSWER_FACTS, params).first()
+    if row is None:
+        return None
+    ends = list(accumulate(len(columns) for columns in _ANSWER_FACT_SECTIONS))
+    person, team, context = row[: ends[0]], row[ends[0] : ends[1]], row[ends[1] : ends[2]]
+    return AnswerFacts(
+        person=PersonView(*person),
+        team=TeamView(*team) if team[0] is not None else None,
+        context=_context(context) if context[0] is not None else None,
+        before=_card_and_progress(row[ends[2] :]),
+    )
 
 
 def attempt_by_key(session: Session, *, idempotency_key: str) -> Attempt | None:
@@ -474,16 +488,116 @@ ScheduleCard = Callable[[dict[str, Any] | None, int], tuple[dict[str, Any], date
 """(stored card state or None for a new card, card id) -> (new state, next due, lapsed)."""
 
 
+@dataclass(frozen=True)
+class Progress:
+    """A rep's running points and streak (one ``person_progress`` row)."""
+
+    points_total: int = 0
+    week_key: str = ""
+    week_points: int = 0
+    streak_days: int = 0
+    best_streak: int = 0
+    last_answer_date: date | None = None
+
+    def after(self, write: AttemptWrite) -> Progress:
+        """Progress once this answer counts: points, the week's points, and a streak of answering days.
+
+        The streak goes on when the previous answering day is no earlier than the rep's previous workday,
+        so weekends and days off do not break it; a second answer on the same day changes only points.
+        """
+        week_points = self.week_points if self.week_key == write.week_key else 0
+        streak, best, last = self.streak_days, self.best_streak, self.last_answer_date
+        if last != write.local_date:
+            continues = (
+                last is not None
+                and write.streak_continues_from is not None
+                and last >= write.streak_continues_from
+            )
+            streak = streak + 1 if continues else 1
+            best, last = max(best, streak), write.local_date
+        return Progress(
+            points_total=self.points_total + write.points,
+            week_key=write.week_key,
+            week_points=week_points + write.points,
+            streak_days=streak,
+            best_streak=best,
+            last_answer_date=last,
+        )
+
+
+_PROGRESS_FIELDS = tuple(Progress.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class CardAndProgress:
+    """What an answer builds on: the rep's memory card for the item (if any) and their progress (if any)."""
+
+    card_id: int | None
+    card_state: dict[str, Any] | None
+    last_rating: int | None
+    progress: Progress | None
+
+
 _ATTEMPT = Attempt.__table__  # type: ignore[attr-defined]
 _CARD = MemoryCard.__table__  # type: ignore[attr-defined]
 _DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
 _PROGRESS = PersonProgress.__table__  # type: ignore[attr-defined]
-_ATTEMPT_EXISTS = select(_ATTEMPT.c.id).where(_ATTEMPT.c.idempotency_key == bindparam("key"))
-_DELIVERY_STATUS = (
-    select(_DELIVERY.c.status).where(_DELIVERY.c.id == bindparam("delivery_id")).with_for_update()
+_CARD_AND_PROGRESS_COLUMNS = (
+    _CARD.c.id,
+    _CARD.c.state,
+    _CARD.c.last_rating,
+    _PROGRESS.c.person_id,
+    *(_PROGRESS.c[name] for name in _PROGRESS_FIELDS),
 )
-_CARD_FOR_ITEM = select(_CARD.c.id, _CARD.c.state, _CARD.c.last_rating).where(
-    _CARD.c.person_id == bindparam("person_id"), _CARD.c.item_id == bindparam("item_id")
+
+
+def _card_and_progress(row: Sequence[Any]) -> CardAndProgress:
+    card_id, state, last_rating, progress_person, *progress = row
+    return CardAndProgress(
+        card_id=card_id,
+        card_state=state or None,
+        last_rating=last_rating,
+        progress=Progress(*progress) if progress_person is not None else None,
+    )
+
+
+_CARD_AND_PROGRESS = (
+    core_select(*_CARD_AND_PROGRESS_COLUMNS)
+    .select_from(_PERSON)
+    .outerjoin(_CARD, (_CARD.c.person_id == _PERSON.c.id) & (_CARD.c.item_id == bindparam("item_id")))
+    .outerjoin(_PROGRESS, _PROGRESS.c.person_id == _PERSON.c.id)
+    .where(_PERSON.c.id == bindparam("person_id"))
+)
+_TEAM_COLUMNS = [_TEAM.c[name] for name in TeamView.__dataclass_fields__]
+_ANSWER_FACT_SECTIONS = (_PERSON_COLUMNS, _TEAM_COLUMNS, _context_columns())
+_ANSWER_FACTS = (
+    core_select(
+        *(column for section in _ANSWER_FACT_SECTIONS for column in section), *_CARD_AND_PROGRESS_COLUMNS
+    )
+    .select_from(_PERSON)
+    .join(_IDENTITY, _IDENTITY.c.person_id == _PERSON.c.id)
+    .outerjoin(_TEAM, _TEAM.c.id == _PERSON.c.team_id)
+    .outerjoin(
+        _DELIVERY,
+        (_DELIVERY.c.id == bindparam("delivery_id")) & (_DELIVERY.c.kind == DeliveryKind.QUESTION),
+    )
+    .outerjoin(Item, col(Item.id) == _DELIVERY.c.item_id)
+    .outerjoin(ItemRevision, col(ItemRevision.id) == _DELIVERY.c.item_revision_id)
+    .outerjoin(Topic, col(Topic.id) == col(Item.topic_id))
+    .outerjoin(_CARD, (_CARD.c.person_id == _PERSON.c.id) & (_CARD.c.item_id == _DELIVERY.c.item_id))
+    .outerjoin(_PROGRESS, _PROGRESS.c.person_id == _PERSON.c.id)
+    .where(
+        _IDENTITY.c.platform == bindparam("platform"),
+        _IDENTITY.c.workspace == bindparam("workspace"),
+        _IDENTITY.c.user_id == bindparam("user_id"),
+    )
+)
+_ATTEMPT_EXISTS = select(_ATTEMPT.c.id).where(_ATTEMPT.c.idempotency_key == bindparam("key"))
+# Takes the row lock on Postgres: a concurrent answer to the same delivery waits, then matches no row.
+_CLAIM_DELIVERY = (
+    update(_DELIVERY)
+    .where(_DELIVERY.c.id == bindparam("delivery_id"), _DELIVERY.c.status == DeliveryStatus.SENT)
+    .values(status=DeliveryStatus.ANSWERED)
 )
 _NEW_CARD = insert(_CARD).returning(_CARD.c.id)
 _REVIEW_CARD = (
@@ -498,31 +612,59 @@ _REVIEW_CARD = (
         lapses=_CARD.c.lapses + bindparam("lapse"),
     )
 )
-_ANSWER_DELIVERY = (
-    update(_DELIVERY).where(_DELIVERY.c.id == bindparam("delivery_id")).values(status="answered")
-)
+_NEW_PROGRESS_VALUES: dict[str, Any] = {name: bindparam(f"new_{name}") for name in _PROGRESS_FIELDS}
 _SAVE_PROGRESS = (
-    update(_PROGRESS)
-    .where(_PROGRESS.c.person_id == bindparam("p_person_id"))
-    .values({c.name: bindparam(f"p_{c.name}") for c in _PROGRESS.columns if c.name != "person_id"})
+    update(_PROGRESS).where(_PROGRESS.c.person_id == bindparam("of_person")).values(_NEW_PROGRESS_VALUES)
 )
-_PROGRESS_ROW = select(_PROGRESS).where(_PROGRESS.c.person_id == bindparam("person_id")).with_for_update()
+# Compare-and-set: writes only if the row still holds what was read, else the caller locks and redoes.
+_SAVE_PROGRESS_IF_UNCHANGED = _SAVE_PROGRESS.where(
+    *(
+        _PROGRESS.c[name].is_not_distinct_from(bindparam(f"was_{name}", type_=_PROGRESS.c[name].type))
+        for name in _PROGRESS_FIELDS
+    )
+)
+_INSERT_PROGRESS_IF_ABSENT = {
+    "sqlite": sqlite_insert(_PROGRESS)
+    .on_conflict_do_nothing(index_elements=["person_id"])
+    .returning(_PROGRESS.c.person_id),
+    "postgresql": postgresql_insert(_PROGRESS)
+    .on_conflict_do_nothing(index_elements=["person_id"])
+    .returning(_PROGRESS.c.person_id),
+}
+_LOCKED_PROGRESS = (
+    core_select(*(_PROGRESS.c[name] for name in _PROGRESS_FIELDS))
+    .where(_PROGRESS.c.person_id == bindparam("person_id"))
+    .with_for_update()
+)
 
 
-def record_attempt(session: Executor, *, write: AttemptWrite, schedule: ScheduleCard) -> AttemptResult:
+def card_and_progress(session: Executor, *, person_id: int, item_id: int) -> CardAndProgress:
+    """The rep's card for the item and their progress, in one statement."""
+    row = session.execute(_CARD_AND_PROGRESS, {"person_id": person_id, "item_id": item_id}).one()
+    return _card_and_progress(row)
+
+
+def record_attempt(
+    session: Executor,
+    *,
+    write: AttemptWrite,
+    schedule: ScheduleCard,
+    before: CardAndProgress | None = None,
+) -> AttemptResult:
     """Store the attempt, the memory card, the delivery and progress in the caller's one transaction.
 
-    Re-checks the delivery under a row lock, so two concurrent answers to one question score once; a
-    refused answer writes nothing. Core statements, built once: this runs for every answer.
+    The delivery is claimed first with a conditional update, so of two concurrent answers to one question
+    only one scores and a refused answer writes nothing. ``before`` saves a read when the caller already
+    fetched card and progress with its other facts (the MCQ path); progress is then written only if it is
+    unchanged, else re-read under a lock. Core statements, built once: this runs for every answer.
     """
-    status = session.execute(_DELIVERY_STATUS, {"delivery_id": write.delivery_id}).scalar_one_or_none()
-    # Checked after the lock: a concurrent copy of this event that committed first is seen here.
-    if session.execute(_ATTEMPT_EXISTS, {"key": write.idempotency_key}).first() is not None:
-        return AttemptResult(status="duplicate")
-    if status != DeliveryStatus.SENT:
-        return AttemptResult(status="already_answered")
-    card = session.execute(_CARD_FOR_ITEM, {"person_id": write.person_id, "item_id": write.item_id}).first()
-    if card is None:
+    claimed = _rowcount(session.execute(_CLAIM_DELIVERY, {"delivery_id": write.delivery_id}))
+    if claimed != 1:
+        duplicate = attempt_exists(session, idempotency_key=write.idempotency_key)
+        return AttemptResult(status="duplicate" if duplicate else "already_answered")
+    if before is None:
+        before = card_and_progress(session, person_id=write.person_id, item_id=write.item_id)
+    if before.card_id is None:
         card_id = session.execute(
             _NEW_CARD,
             {
@@ -534,10 +676,9 @@ def record_attempt(session: Executor, *, write: AttemptWrite, schedule: Schedule
                 "lapses": 0,
             },
         ).scalar_one()
-        previous_state, after_miss = None, False
     else:
-        card_id, previous_state, after_miss = card.id, card.state or None, card.last_rating == 1
-    state, due_at, lapsed = schedule(previous_state, card_id)
+        card_id = before.card_id
+    state, due_at, lapsed = schedule(before.card_state, card_id)
     session.execute(
         insert(_ATTEMPT),
         {
@@ -556,7 +697,7 @@ def record_attempt(session: Executor, *, write: AttemptWrite, schedule: Schedule
             "response_ms": write.response_ms,
             "time_spent_ms": write.time_spent_ms,
             "first_response_ms": write.response_ms,
-            "after_miss": after_miss,
+            "after_miss": before.last_rating == 1,
             "points": write.points,
             "grader": write.grader,
             "grader_version": write.grader_version,
@@ -576,50 +717,42 @@ def record_attempt(session: Executor, *, write: AttemptWrite, schedule: Schedule
             "lapse": 1 if lapsed else 0,
         },
     )
-    session.execute(_ANSWER_DELIVERY, {"delivery_id": write.delivery_id})
-    return _update_progress(session, write)
-
-
-def _update_progress(session: Executor, write: AttemptWrite) -> AttemptResult:
-    row = session.execute(_PROGRESS_ROW, {"person_id": write.person_id}).mappings().first()
-    current: dict[str, Any] = (
-        dict(row)
-        if row is not None
-        else {
-            "person_id": write.person_id,
-            "points_total": 0,
-            "week_key": "",
-            "week_points": 0,
-            "streak_days": 0,
-            "best_streak": 0,
-            "last_answer_date": None,
-        }
-    )
-    current["points_total"] += write.points
-    if current["week_key"] != write.week_key:
-        current["week_key"] = write.week_key
-        current["week_points"] = 0
-    current["week_points"] += write.points
-    last = current["last_answer_date"]
-    if last != write.local_date:
-        continues = (
-            last is not None
-            and write.streak_continues_from is not None
-            and last >= write.streak_continues_from
-        )
-        current["streak_days"] = current["streak_days"] + 1 if continues else 1
-        current["best_streak"] = max(current["best_streak"], current["streak_days"])
-        current["last_answer_date"] = write.local_date
-    if row is None:
-        session.execute(insert(_PROGRESS), current)
-    else:
-        session.execute(_SAVE_PROGRESS, {f"p_{name}": value for name, value in current.items()})
+    progress = _save_progress(session, write, before.progress)
     return AttemptResult(
         status="recorded",
-        points_total=current["points_total"],
-        week_points=current["week_points"],
-        streak_days=current["streak_days"],
+        points_total=progress.points_total,
+        week_points=progress.week_points,
+        streak_days=progress.streak_days,
     )
+
+
+def _save_progress(session: Executor, write: AttemptWrite, was: Progress | None) -> Progress:
+    """Write progress after this answer; when another transaction changed it since it was read, redo."""
+    new = (was or Progress()).after(write)
+    values = {f"new_{name}": getattr(new, name) for name in _PROGRESS_FIELDS}
+    if was is None:
+        insert_if_absent = _INSERT_PROGRESS_IF_ABSENT[_dialect_name(session)]
+        params = {"person_id": write.person_id, **asdict(new)}
+        if session.execute(insert_if_absent, params).first() is not None:
+            return new
+    else:
+        expected = {f"was_{name}": getattr(was, name) for name in _PROGRESS_FIELDS}
+        params = {"of_person": write.person_id, **values, **expected}
+        if _rowcount(session.execute(_SAVE_PROGRESS_IF_UNCHANGED, params)) == 1:
+            return new
+    row = session.execute(_LOCKED_PROGRESS, {"person_id": write.person_id}).one()
+    new = Progress(*row).after(write)
+    values = {f"new_{name}": getattr(new, name) for name in _PROGRESS_FIELDS}
+    session.execute(_SAVE_PROGRESS, {"of_person": write.person_id, **values})
+    return new
+
+
+def _rowcount(result: Result[Any]) -> int:
+    return cast(CursorResult[Any], result).rowcount
+
+
+def _dialect_name(session: Executor) -> str:
+    return session.dialect.name if isinstance(session, Connection) else session.get_bind().dialect.name
 
 
 @dataclass(frozen=True)
