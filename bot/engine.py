@@ -40,7 +40,7 @@ from scheduler.sender import Address
 from storage import learning
 from storage.activities import ActivityImport, upsert_activities
 from storage.audit import record_audit
-from storage.db import write_connection
+from storage.driver import PreparedStatements, driver_transaction
 from storage.errors import StorageError
 from storage.models import ActivitySource, DeliveryKind, DeliveryStatus, utcnow
 from storage.runner import StorageRunner
@@ -131,6 +131,7 @@ class Coach:
         self._memory = memory_model
         self._config = config
         self._clock = clock
+        self._statements = PreparedStatements(engine.dialect)
 
     # --- storage helpers ------------------------------------------------------------------------
 
@@ -412,7 +413,7 @@ class Coach:
 
     def _answer_choice_now(self, event: ChoiceEvent) -> _ChoiceOutcome:
         sender = event.sender
-        with write_connection(self._engine) as session:
+        with driver_transaction(self._engine, self._statements) as session:
             facts = learning.answer_facts(
                 session,
                 platform=sender.platform,
@@ -528,8 +529,8 @@ class Coach:
             flags=[{"phrase": f.phrase, "reason": f.reason} for f in grade.flags],
         )
         try:
-            recorded = await self._write(
-                lambda s: self._record_now(s, person, context, event, scored, loaded.team)
+            recorded = await self._runner.run(
+                self._record_answer, person, context, event, scored, loaded.team
             )
         except IntegrityError:
             return
@@ -553,6 +554,17 @@ class Coach:
                 to, context.message_ref, replies.answered_question(context.body, None, None)
             )
         await self._follow_up(person, context, recorded, to)
+
+    def _record_answer(
+        self,
+        person: learning.PersonView,
+        context: learning.DeliveryContext,
+        event: InboundEvent,
+        scored: _Scored,
+        team: learning.TeamView | None,
+    ) -> _Recorded:
+        with driver_transaction(self._engine, self._statements) as transaction:
+            return self._record_now(transaction, person, context, event, scored, team)
 
     def _record_now(
         self,

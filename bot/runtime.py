@@ -147,22 +147,32 @@ async def serve(settings: Settings, *, uvicorn_options: dict[str, Any] | None = 
         with single_instance(engine):
             upgrade_database(engine)
             runner = StorageRunner()
-            services = build_services(settings, engine=engine, runner=runner, grader=build_grader(settings))
-            app = build_app(settings, engine, services, runner)
-            config = uvicorn.Config(
-                app,
-                host=settings.http_host,
-                port=settings.http_port,
-                log_level=settings.log_level,
-                access_log=False,
-                **(uvicorn_options or {}),
-            )
-            log.info(
-                "serving on http://%s:%s with %s",
-                settings.http_host,
-                settings.http_port,
-                ", ".join(s.name for s in services) or "no chat adapter (API only)",
-            )
-            await uvicorn.Server(config).serve()
+            try:
+                await _serve_with(settings, engine, runner, uvicorn_options)
+            finally:
+                runner.close()
     finally:
         engine.dispose()
+
+
+async def _serve_with(
+    settings: Settings, engine: Engine, runner: StorageRunner, uvicorn_options: dict[str, Any] | None
+) -> None:
+    """Build the adapters and the HTTP app over one engine and storage runner, then serve until stopped."""
+    services = build_services(settings, engine=engine, runner=runner, grader=build_grader(settings))
+    app = build_app(settings, engine, services, runner)
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level=settings.log_level,
+        access_log=False,
+        **(uvicorn_options or {}),
+    )
+    log.info(
+        "serving on http://%s:%s with %s",
+        settings.http_host,
+        settings.http_port,
+        ", ".join(s.name for s in services) or "no chat adapter (API only)",
+    )
+    await uvicorn.Server(config).serve()

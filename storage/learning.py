@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
+from storage.driver import DriverResult, DriverTransaction
 from storage.models import (
     ActivityType,
     Attempt,
@@ -61,8 +62,8 @@ class TeamView:
     workdays: str
 
 
-Executor = Session | Connection
-"""Hot-path functions run Core statements on either an ORM session or a bare connection."""
+Executor = Session | Connection | DriverTransaction
+"""Hot-path functions run prebuilt Core statements on an ORM session, a connection or the driver path."""
 
 _PERSON = Person.__table__  # type: ignore[attr-defined]
 _DELIVERY_TABLE = Delivery.__table__  # type: ignore[attr-defined]
@@ -279,6 +280,9 @@ _LESSON_SENT = core_select(_DELIVERY_TABLE.c.id).where(
 )
 
 
+_NEW_LESSON = insert(_DELIVERY_TABLE)
+
+
 def set_message_ref(session: Session, *, delivery_id: int, message_ref: str) -> None:
     """Point a delivery at the latest message showing it (after a resend)."""
     session.execute(
@@ -433,7 +437,7 @@ def claim_lesson(
     if session.execute(_LESSON_SENT, params).first() is not None:
         return False
     session.execute(
-        insert(_DELIVERY_TABLE),
+        _NEW_LESSON,
         {
             "person_id": person_id,
             "kind": DeliveryKind.LESSON,
@@ -600,6 +604,7 @@ _CLAIM_DELIVERY = (
     .values(status=DeliveryStatus.ANSWERED)
 )
 _NEW_CARD = insert(_CARD).returning(_CARD.c.id)
+_NEW_ATTEMPT = insert(_ATTEMPT)
 _REVIEW_CARD = (
     update(_CARD)
     .where(_CARD.c.id == bindparam("card_id"))
@@ -680,7 +685,7 @@ def record_attempt(
         card_id = before.card_id
     state, due_at, lapsed = schedule(before.card_state, card_id)
     session.execute(
-        insert(_ATTEMPT),
+        _NEW_ATTEMPT,
         {
             "delivery_id": write.delivery_id,
             "person_id": write.person_id,
@@ -747,12 +752,13 @@ def _save_progress(session: Executor, write: AttemptWrite, was: Progress | None)
     return new
 
 
-def _rowcount(result: Result[Any]) -> int:
-    return cast(CursorResult[Any], result).rowcount
+def _rowcount(result: Result[Any] | DriverResult) -> int:
+    return result.rowcount if isinstance(result, DriverResult) else cast(CursorResult[Any], result).rowcount
 
 
 def _dialect_name(session: Executor) -> str:
-    return session.dialect.name if isinstance(session, Connection) else session.get_bind().dialect.name
+    dialect = session.get_bind().dialect if isinstance(session, Session) else session.dialect
+    return dialect.name
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextlib
+import queue
+import threading
+import weakref
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -18,24 +22,72 @@ R = TypeVar("R")
 DEFAULT_CONCURRENCY = 4
 
 
+@dataclass
+class _Job:
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+    call: Callable[[], Any]
+
+
+@dataclass
+class _Workers:
+    """The runner's threads and their queue, kept apart from the runner so its finalizer can stop them."""
+
+    jobs: queue.SimpleQueue[_Job | None] = field(default_factory=queue.SimpleQueue)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for _ in self.threads:
+            self.jobs.put(None)
+
+
 class StorageRunner:
     """Runs storage calls in worker threads, at most ``limit`` at a time.
 
     The bound keeps a burst of inbound answers from opening more connections than the pool holds; the
-    thread keeps a slow query from stalling every other conversation on the loop.
+    threads keep a slow query from stalling every other conversation on the loop. Jobs go to the threads
+    through one queue and results come back with one ``call_soon_threadsafe``: the answer path crosses
+    threads once per answer, and ``asyncio.to_thread``'s chained futures measured 40-60 µs more per
+    crossing (``benchmarks/bench_answer_path.py``). Threads start as calls overlap, up to ``limit``, and
+    stop on :meth:`close` or when the runner is garbage-collected.
     """
 
     def __init__(self, *, limit: int = DEFAULT_CONCURRENCY) -> None:
         if limit < 1:
             raise ValueError("limit must be at least 1")
         self._limit = limit
-        self._semaphore: asyncio.Semaphore | None = None
+        self._workers = _Workers()
+        self._in_flight = 0
+        self._closed = False
+        self._finalizer = weakref.finalize(self, self._workers.stop)
 
     async def run(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        if self._semaphore is None:
-            self._semaphore = asyncio.Semaphore(self._limit)
-        async with self._semaphore:
-            return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
+        if self._closed:
+            raise RuntimeError("the storage runner is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        self._in_flight += 1
+        try:
+            threads = self._workers.threads
+            if self._in_flight > len(threads) and len(threads) < self._limit:
+                self._start_thread()
+            self._workers.jobs.put(_Job(loop, future, lambda: fn(*args, **kwargs)))
+            return await future
+        finally:
+            self._in_flight -= 1
+
+    def close(self) -> None:
+        """Stop the threads once the calls already queued have run."""
+        self._closed = True
+        self._finalizer()
+
+    def _start_thread(self) -> None:
+        number = len(self._workers.threads) + 1
+        thread = threading.Thread(
+            target=_work, args=(self._workers.jobs,), name=f"storage-{number}", daemon=True
+        )
+        self._workers.threads.append(thread)
+        thread.start()
 
     async def read(self, engine: Engine, fn: Callable[[Session], R]) -> R:
         """``fn(session)`` in a read session, off the event loop."""
@@ -54,3 +106,30 @@ class StorageRunner:
                 return fn(session)
 
         return await self.run(run)
+
+
+def _work(jobs: queue.SimpleQueue[_Job | None]) -> None:
+    while (job := jobs.get()) is not None:
+        if job.future.cancelled():
+            continue
+        try:
+            result = job.call()
+        except BaseException as exc:  # handed to the awaiting coroutine, which re-raises it
+            _settle(job, _set_exception, exc)
+        else:
+            _settle(job, _set_result, result)
+
+
+def _settle(job: _Job, setter: Callable[[asyncio.Future[Any], Any], None], value: Any) -> None:
+    with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting any more
+        job.loop.call_soon_threadsafe(setter, job.future, value)
+
+
+def _set_result(future: asyncio.Future[Any], result: Any) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _set_exception(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
