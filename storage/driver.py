@@ -59,6 +59,7 @@ class PreparedStatement:
                 self._required.add(name)
             else:
                 self._defaults[name] = bind.effective_value
+        self._allowed = frozenset(self._required | self._defaults.keys())
         self._names: Sequence[str] | None = compiled.positiontup if compiled.positional else None
         processors = {}
         for name, bind in compiled.binds.items():
@@ -76,15 +77,15 @@ class PreparedStatement:
 
     def arguments(self, params: Mapping[str, Any] | None) -> Sequence[Any] | dict[str, Any]:
         """The driver's parameters: the statement's own values, overridden by ``params``, processed."""
-        values = dict(self._defaults)
-        if params:
-            values.update(params)
-        if len(values) != len(self._defaults) + len(self._required):
-            missing = self._required - values.keys()
-            unknown = values.keys() - self._required - self._defaults.keys()
+        given = params.keys() if params else frozenset[str]()
+        if not self._required <= given <= self._allowed:
+            missing, unknown = self._required - given, given - self._allowed
             raise StorageError(
                 f"missing {sorted(missing)}, unknown {sorted(unknown)} parameters for: {self.sql}"
             )
+        values = dict(self._defaults)
+        if params:
+            values.update(params)
         for name, processor in self._bind_processors.items():
             values[name] = processor(values[name])
         if self._names is None:

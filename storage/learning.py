@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from datetime import date, datetime
-from itertools import accumulate
+from dataclasses import asdict, dataclass, replace
+from datetime import date, datetime, timedelta
+from enum import Enum
+from itertools import accumulate, pairwise
 from typing import Any, cast
 
 from sqlalchemy import Connection, CursorResult, Result, bindparam, func, insert, update
@@ -313,34 +314,41 @@ class DeliveryContext:
     lesson: str
 
 
-def _context_columns() -> list[Any]:
-    """Columns in the order of :class:`DeliveryContext`'s fields."""
+_ITEM = Item.__table__  # type: ignore[attr-defined]
+_REVISION = ItemRevision.__table__  # type: ignore[attr-defined]
+_TOPIC = Topic.__table__  # type: ignore[attr-defined]
+
+
+def _context_columns(
+    delivery: Any = _DELIVERY_TABLE, item: Any = _ITEM, revision: Any = _REVISION, topic: Any = _TOPIC
+) -> list[Any]:
+    """Columns in the order of :class:`DeliveryContext`'s fields (of the given tables or their aliases)."""
     return [
-        col(Delivery.id),
-        col(Delivery.person_id),
-        col(Delivery.status),
-        col(Delivery.kind),
-        col(Delivery.sent_at),
-        col(Delivery.local_session_date),
-        col(Delivery.platform_message_ref),
-        col(Delivery.item_id),
-        col(Item.kind),
-        col(Delivery.item_revision_id),
-        col(ItemRevision.body),
-        col(Topic.id),
-        col(Topic.key),
-        col(Topic.name),
-        col(Topic.lesson),
+        delivery.c.id,
+        delivery.c.person_id,
+        delivery.c.status,
+        delivery.c.kind,
+        delivery.c.sent_at,
+        delivery.c.local_session_date,
+        delivery.c.platform_message_ref,
+        delivery.c.item_id,
+        item.c.kind,
+        delivery.c.item_revision_id,
+        revision.c.body,
+        topic.c.id,
+        topic.c.key,
+        topic.c.name,
+        topic.c.lesson,
     ]
 
 
 def _context_query() -> Any:
     return (
         core_select(*_context_columns())
-        .join(Item, col(Item.id) == col(Delivery.item_id))
-        .join(ItemRevision, col(ItemRevision.id) == col(Delivery.item_revision_id))
-        .join(Topic, col(Topic.id) == col(Item.topic_id))
-        .where(col(Delivery.kind) == DeliveryKind.QUESTION)
+        .join(_ITEM, _ITEM.c.id == _DELIVERY_TABLE.c.item_id)
+        .join(_REVISION, _REVISION.c.id == _DELIVERY_TABLE.c.item_revision_id)
+        .join(_TOPIC, _TOPIC.c.id == _ITEM.c.topic_id)
+        .where(_DELIVERY_TABLE.c.kind == DeliveryKind.QUESTION)
     )
 
 
@@ -390,6 +398,13 @@ def next_pending_question(session: Executor, *, person_id: int, local_date: date
     return _context(row) if row is not None else None
 
 
+class Unknown(Enum):
+    UNKNOWN = "unknown"
+
+
+UNKNOWN = Unknown.UNKNOWN
+
+
 @dataclass(frozen=True)
 class AnswerFacts:
     """Everything an answer to a delivered question is checked against and builds on, read at once."""
@@ -398,26 +413,45 @@ class AnswerFacts:
     team: TeamView | None
     context: DeliveryContext | None
     before: CardAndProgress
+    upcoming: DeliveryContext | None
+    """The first question still pending in the three local dates around the answer, if any."""
+
+    def next_question(self, local_date: date) -> DeliveryContext | Unknown | None:
+        """Today's next pending question, or ``UNKNOWN`` when only a query for ``local_date`` can tell.
+
+        Any time zone's date is within a day of UTC's, so no pending question in that window means none
+        today; one of another day first means today's must be looked up.
+        """
+        if self.upcoming is None or self.upcoming.local_session_date == local_date:
+            return self.upcoming
+        return UNKNOWN
 
 
 def answer_facts(
-    session: Executor, *, platform: str, workspace: str, user_id: str, delivery_id: int
+    session: Executor, *, platform: str, workspace: str, user_id: str, delivery_id: int, utc_date: date
 ) -> AnswerFacts | None:
-    """Who answered, their team, the question, and their card and progress for it: one statement.
+    """Who answered, their team, the question, their card and progress, the next question: one statement.
 
     None when the platform id is bound to nobody. The MCQ answer path runs this for every pick.
     """
-    params = {"platform": platform, "workspace": workspace, "user_id": user_id, "delivery_id": delivery_id}
+    params = {
+        "platform": platform,
+        "workspace": workspace,
+        "user_id": user_id,
+        "delivery_id": delivery_id,
+        "window_start": utc_date - timedelta(days=1),
+        "window_end": utc_date + timedelta(days=1),
+    }
     row = session.execute(_ANSWER_FACTS, params).first()
     if row is None:
         return None
-    ends = list(accumulate(len(columns) for columns in _ANSWER_FACT_SECTIONS))
-    person, team, context = row[: ends[0]], row[ends[0] : ends[1]], row[ends[1] : ends[2]]
+    person, team, context, upcoming, card = (row[start:end] for start, end in _ANSWER_FACT_SLICES)
     return AnswerFacts(
         person=PersonView(*person),
         team=TeamView(*team) if team[0] is not None else None,
         context=_context(context) if context[0] is not None else None,
-        before=_card_and_progress(row[ends[2] :]),
+        before=_card_and_progress(card),
+        upcoming=_context(upcoming) if upcoming[0] is not None else None,
     )
 
 
@@ -509,6 +543,14 @@ class Progress:
         The streak goes on when the previous answering day is no earlier than the rep's previous workday,
         so weekends and days off do not break it; a second answer on the same day changes only points.
         """
+        if self.last_answer_date is not None and write.local_date < self.last_answer_date:
+            # An earlier local date than the last answer's (the rep moved west): points count, days do not.
+            same_week = self.week_key == write.week_key
+            return replace(
+                self,
+                points_total=self.points_total + write.points,
+                week_points=self.week_points + write.points if same_week else self.week_points,
+            )
         week_points = self.week_points if self.week_key == write.week_key else 0
         streak, best, last = self.streak_days, self.best_streak, self.last_answer_date
         if last != write.local_date:
@@ -573,11 +615,36 @@ _CARD_AND_PROGRESS = (
     .where(_PERSON.c.id == bindparam("person_id"))
 )
 _TEAM_COLUMNS = [_TEAM.c[name] for name in TeamView.__dataclass_fields__]
-_ANSWER_FACT_SECTIONS = (_PERSON_COLUMNS, _TEAM_COLUMNS, _context_columns())
-_ANSWER_FACTS = (
-    core_select(
-        *(column for section in _ANSWER_FACT_SECTIONS for column in section), *_CARD_AND_PROGRESS_COLUMNS
+_UPCOMING = _DELIVERY.alias("upcoming")
+_UPCOMING_ITEM = _ITEM.alias("upcoming_item")
+_UPCOMING_REVISION = _REVISION.alias("upcoming_revision")
+_UPCOMING_TOPIC = _TOPIC.alias("upcoming_topic")
+_PENDING = _DELIVERY.alias("pending")
+_FIRST_PENDING = (
+    core_select(_PENDING.c.id)
+    .where(
+        _PENDING.c.person_id == _PERSON.c.id,
+        _PENDING.c.kind == DeliveryKind.QUESTION,
+        _PENDING.c.status == DeliveryStatus.PENDING,
+        _PENDING.c.local_session_date.between(bindparam("window_start"), bindparam("window_end")),
     )
+    .order_by(_PENDING.c.scheduled_at, _PENDING.c.id)
+    .limit(1)
+    .correlate(_PERSON)
+    .scalar_subquery()
+)
+_ANSWER_FACT_SECTIONS = (
+    _PERSON_COLUMNS,
+    _TEAM_COLUMNS,
+    _context_columns(),
+    _context_columns(_UPCOMING, _UPCOMING_ITEM, _UPCOMING_REVISION, _UPCOMING_TOPIC),
+    _CARD_AND_PROGRESS_COLUMNS,
+)
+_ANSWER_FACT_SLICES = list(
+    pairwise(accumulate((len(section) for section in _ANSWER_FACT_SECTIONS), initial=0))
+)
+_ANSWER_FACTS = (
+    core_select(*(column for section in _ANSWER_FACT_SECTIONS for column in section))
     .select_from(_PERSON)
     .join(_IDENTITY, _IDENTITY.c.person_id == _PERSON.c.id)
     .outerjoin(_TEAM, _TEAM.c.id == _PERSON.c.team_id)
@@ -585,9 +652,13 @@ _ANSWER_FACTS = (
         _DELIVERY,
         (_DELIVERY.c.id == bindparam("delivery_id")) & (_DELIVERY.c.kind == DeliveryKind.QUESTION),
     )
-    .outerjoin(Item, col(Item.id) == _DELIVERY.c.item_id)
-    .outerjoin(ItemRevision, col(ItemRevision.id) == _DELIVERY.c.item_revision_id)
-    .outerjoin(Topic, col(Topic.id) == col(Item.topic_id))
+    .outerjoin(_ITEM, _ITEM.c.id == _DELIVERY.c.item_id)
+    .outerjoin(_REVISION, _REVISION.c.id == _DELIVERY.c.item_revision_id)
+    .outerjoin(_TOPIC, _TOPIC.c.id == _ITEM.c.topic_id)
+    .outerjoin(_UPCOMING, _UPCOMING.c.id == _FIRST_PENDING)
+    .outerjoin(_UPCOMING_ITEM, _UPCOMING_ITEM.c.id == _UPCOMING.c.item_id)
+    .outerjoin(_UPCOMING_REVISION, _UPCOMING_REVISION.c.id == _UPCOMING.c.item_revision_id)
+    .outerjoin(_UPCOMING_TOPIC, _UPCOMING_TOPIC.c.id == _UPCOMING_ITEM.c.topic_id)
     .outerjoin(_CARD, (_CARD.c.person_id == _PERSON.c.id) & (_CARD.c.item_id == _DELIVERY.c.item_id))
     .outerjoin(_PROGRESS, _PROGRESS.c.person_id == _PERSON.c.id)
     .where(

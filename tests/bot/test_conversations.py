@@ -391,6 +391,46 @@ async def test_session_questions_come_one_at_a_time(rita: Transcript) -> None:
     assert [d.status for d in rita.deliveries()] == [DeliveryStatus.ANSWERED, DeliveryStatus.ANSWERED]
 
 
+async def test_only_todays_pending_question_follows_an_answer(rita: Transcript) -> None:
+    """Today's next question follows an answer; one pending from yesterday or due tomorrow does not."""
+    person = rita.person()
+    person_id = rita.person_id()
+    planned = [
+        ("ob-2", date(2026, 12, 1)),
+        ("ob-1", date(2026, 12, 2)),
+        ("co-1", date(2026, 12, 2)),
+        ("co-2", date(2026, 12, 3)),
+    ]
+    ids: list[int] = []
+    with write_session(rita.engine) as session:
+        for key, day in planned:
+            candidate = learning.candidate_by_key(session, pack_key="coach", item_key=key)
+            assert candidate is not None
+            delivery = learning.create_delivery(
+                session,
+                person_id=person_id,
+                kind=DeliveryKind.QUESTION,
+                local_date=day,
+                scheduled_at=rita.clock() - timedelta(days=(date(2026, 12, 2) - day).days),
+                item_id=candidate.item_id,
+                revision_id=candidate.revision_id,
+                topic_id=candidate.topic_id,
+            )
+            assert delivery.id is not None
+            ids.append(delivery.id)
+    with write_session(rita.engine) as session:
+        today = learning.question_context(session, delivery_id=ids[1])
+    assert today is not None
+    await rita.coach.send_question(person, today)
+    await rita.play([("2", then(_correct_ob_1(points=15, streak=1, week=15), CO_1))])
+    assert [d.status for d in rita.deliveries()] == [
+        DeliveryStatus.PENDING,
+        DeliveryStatus.ANSWERED,
+        DeliveryStatus.SENT,
+        DeliveryStatus.PENDING,
+    ]
+
+
 # --- role-plays -----------------------------------------------------------------------------------
 
 
