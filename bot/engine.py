@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -420,7 +420,6 @@ class Coach:
                 workspace=sender.workspace,
                 user_id=sender.user_id,
                 delivery_id=event.delivery_id,
-                utc_date=event.received_at.astimezone(UTC).date(),
             )
             if facts is None or not facts.person.active:
                 log.info("refused an answer from an unknown or inactive %s user", sender.platform)
@@ -464,7 +463,7 @@ class Coach:
                     flags=[],
                 ),
                 team,
-                facts=facts,
+                before=facts.before,
             )
             status = recorded.result.status
             if status != "recorded":
@@ -576,7 +575,7 @@ class Coach:
         scored: _Scored,
         team: learning.TeamView | None,
         *,
-        facts: learning.AnswerFacts | None = None,
+        before: learning.CardAndProgress | None = None,
     ) -> _Recorded:
         """Write the attempt, claim the lesson and find the next question, in the caller's transaction."""
         assert context.sent_at is not None
@@ -615,18 +614,14 @@ class Coach:
             review = memory.review(self._memory, current, Rating(scored.rating), answered_at)
             return review.state, review.due, review.lapsed
 
-        result = learning.record_attempt(
-            session, write=write, schedule=schedule, before=facts.before if facts else None
-        )
+        result = learning.record_attempt(session, write=write, schedule=schedule, before=before)
         if result.status != "recorded":
             return _Recorded(result, lesson=False, upcoming=None)
         missed = scored.rating == Rating.Again
         lesson = missed and learning.claim_lesson(
             session, person_id=person.id, topic_id=context.topic_id, local_date=local_date, now=answered_at
         )
-        upcoming = facts.next_question(local_date) if facts else learning.UNKNOWN
-        if upcoming is learning.UNKNOWN:
-            upcoming = learning.next_pending_question(session, person_id=person.id, local_date=local_date)
+        upcoming = learning.next_pending_question(session, person_id=person.id, local_date=local_date)
         return _Recorded(result, lesson=lesson, upcoming=upcoming)
 
     async def _follow_up(

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
-from datetime import date, datetime, timedelta
-from enum import Enum
+from datetime import date, datetime
 from itertools import accumulate, pairwise
 from typing import Any, cast
 
@@ -398,13 +397,6 @@ def next_pending_question(session: Executor, *, person_id: int, local_date: date
     return _context(row) if row is not None else None
 
 
-class Unknown(Enum):
-    UNKNOWN = "unknown"
-
-
-UNKNOWN = Unknown.UNKNOWN
-
-
 @dataclass(frozen=True)
 class AnswerFacts:
     """Everything an answer to a delivered question is checked against and builds on, read at once."""
@@ -413,45 +405,25 @@ class AnswerFacts:
     team: TeamView | None
     context: DeliveryContext | None
     before: CardAndProgress
-    upcoming: DeliveryContext | None
-    """The first question still pending in the three local dates around the answer, if any."""
-
-    def next_question(self, local_date: date) -> DeliveryContext | Unknown | None:
-        """Today's next pending question, or ``UNKNOWN`` when only a query for ``local_date`` can tell.
-
-        Any time zone's date is within a day of UTC's, so no pending question in that window means none
-        today; one of another day first means today's must be looked up.
-        """
-        if self.upcoming is None or self.upcoming.local_session_date == local_date:
-            return self.upcoming
-        return UNKNOWN
 
 
 def answer_facts(
-    session: Executor, *, platform: str, workspace: str, user_id: str, delivery_id: int, utc_date: date
+    session: Executor, *, platform: str, workspace: str, user_id: str, delivery_id: int
 ) -> AnswerFacts | None:
-    """Who answered, their team, the question, their card and progress, the next question: one statement.
+    """Who answered, their team, the question, and their card and progress for it: one statement.
 
     None when the platform id is bound to nobody. The MCQ answer path runs this for every pick.
     """
-    params = {
-        "platform": platform,
-        "workspace": workspace,
-        "user_id": user_id,
-        "delivery_id": delivery_id,
-        "window_start": utc_date - timedelta(days=1),
-        "window_end": utc_date + timedelta(days=1),
-    }
+    params = {"platform": platform, "workspace": workspace, "user_id": user_id, "delivery_id": delivery_id}
     row = session.execute(_ANSWER_FACTS, params).first()
     if row is None:
         return None
-    person, team, context, upcoming, card = (row[start:end] for start, end in _ANSWER_FACT_SLICES)
+    person, team, context, card = (row[start:end] for start, end in _ANSWER_FACT_SLICES)
     return AnswerFacts(
         person=PersonView(*person),
         team=TeamView(*team) if team[0] is not None else None,
         context=_context(context) if context[0] is not None else None,
         before=_card_and_progress(card),
-        upcoming=_context(upcoming) if upcoming[0] is not None else None,
     )
 
 
@@ -615,29 +587,10 @@ _CARD_AND_PROGRESS = (
     .where(_PERSON.c.id == bindparam("person_id"))
 )
 _TEAM_COLUMNS = [_TEAM.c[name] for name in TeamView.__dataclass_fields__]
-_UPCOMING = _DELIVERY.alias("upcoming")
-_UPCOMING_ITEM = _ITEM.alias("upcoming_item")
-_UPCOMING_REVISION = _REVISION.alias("upcoming_revision")
-_UPCOMING_TOPIC = _TOPIC.alias("upcoming_topic")
-_PENDING = _DELIVERY.alias("pending")
-_FIRST_PENDING = (
-    core_select(_PENDING.c.id)
-    .where(
-        _PENDING.c.person_id == _PERSON.c.id,
-        _PENDING.c.kind == DeliveryKind.QUESTION,
-        _PENDING.c.status == DeliveryStatus.PENDING,
-        _PENDING.c.local_session_date.between(bindparam("window_start"), bindparam("window_end")),
-    )
-    .order_by(_PENDING.c.scheduled_at, _PENDING.c.id)
-    .limit(1)
-    .correlate(_PERSON)
-    .scalar_subquery()
-)
 _ANSWER_FACT_SECTIONS = (
     _PERSON_COLUMNS,
     _TEAM_COLUMNS,
     _context_columns(),
-    _context_columns(_UPCOMING, _UPCOMING_ITEM, _UPCOMING_REVISION, _UPCOMING_TOPIC),
     _CARD_AND_PROGRESS_COLUMNS,
 )
 _ANSWER_FACT_SLICES = list(
@@ -655,10 +608,6 @@ _ANSWER_FACTS = (
     .outerjoin(_ITEM, _ITEM.c.id == _DELIVERY.c.item_id)
     .outerjoin(_REVISION, _REVISION.c.id == _DELIVERY.c.item_revision_id)
     .outerjoin(_TOPIC, _TOPIC.c.id == _ITEM.c.topic_id)
-    .outerjoin(_UPCOMING, _UPCOMING.c.id == _FIRST_PENDING)
-    .outerjoin(_UPCOMING_ITEM, _UPCOMING_ITEM.c.id == _UPCOMING.c.item_id)
-    .outerjoin(_UPCOMING_REVISION, _UPCOMING_REVISION.c.id == _UPCOMING.c.item_revision_id)
-    .outerjoin(_UPCOMING_TOPIC, _UPCOMING_TOPIC.c.id == _UPCOMING_ITEM.c.topic_id)
     .outerjoin(_CARD, (_CARD.c.person_id == _PERSON.c.id) & (_CARD.c.item_id == _DELIVERY.c.item_id))
     .outerjoin(_PROGRESS, _PROGRESS.c.person_id == _PERSON.c.id)
     .where(

@@ -29,7 +29,6 @@ from storage.models import (
     Attempt,
     AuditLog,
     Delivery,
-    DeliveryKind,
     Item,
     ItemRevision,
     MemoryCard,
@@ -225,21 +224,9 @@ def test_a_card_update_and_a_progress_insert_on_the_driver_path_read_back_equal_
 
 
 def _give_rita_a_card_and_progress(engine: Engine, question: Question) -> None:
-    """Rows for every outer join of ``answer_facts`` (card, progress, a next question still pending), and
-    JSON in the delivery payload, so no part of the compared rows is left NULL."""
+    """Rows for every outer join of ``answer_facts`` (card, progress), and JSON in the delivery payload, so
+    no part of the compared rows is left NULL."""
     with write_session(engine) as session:
-        upcoming = learning.candidate_by_key(session, pack_key="coach", item_key="ob-2")
-        assert upcoming is not None
-        learning.create_delivery(
-            session,
-            person_id=question.person_id,
-            kind=DeliveryKind.QUESTION,
-            local_date=SESSION_DATE,
-            scheduled_at=SENT_AT + timedelta(minutes=5),
-            item_id=upcoming.item_id,
-            revision_id=upcoming.revision_id,
-            topic_id=upcoming.topic_id,
-        )
         session.add(
             MemoryCard(
                 person_id=question.person_id,
@@ -298,7 +285,6 @@ def test_answer_facts_on_the_driver_path_equal_answer_facts_on_a_connection(
             workspace="",
             user_id=EMAIL,
             delivery_id=question.delivery_id,
-            utc_date=SESSION_DATE,
         )
 
     with db.engine.connect() as connection:
@@ -308,7 +294,6 @@ def test_answer_facts_on_the_driver_path_equal_answer_facts_on_a_connection(
 
     assert expected is not None
     assert expected.context is not None
-    assert expected.upcoming is not None
     assert expected.before.progress is not None
     assert {datetime, date, dict, bool} <= leaf_types(expected)
     assert typed(facts) == typed(expected)
