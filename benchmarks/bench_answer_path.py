@@ -7,12 +7,18 @@ warm-up, as a ratio to a raw sqlite3 transaction on the same kind of file with t
 an empty database and on one holding a year of history for 1,000 reps, whose medians should stay within
 20% of each other. Last, 200 answers arrive at once and the longest event-loop stall is printed.
 
+Storage runs in a worker thread (the event loop must never wait on the database), and on a machine with
+several cores the OS usually runs that thread on another core than the loop: each answer then crosses
+cores twice, and its storage work runs with cold caches. On Linux the SQLite run is repeated with the
+process pinned to one CPU, so the printout shows how much of the ratio is that crossing.
+
 ``BENCH_SCALE`` (default 1.0) shrinks the history for a quick run. Not part of ``make test``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import shutil
@@ -60,6 +66,7 @@ REPO = Path(__file__).resolve().parent.parent
 ANSWERS = 240
 WARMUP = 40
 CONCURRENT = 200
+PINNED_REP = 11  # not one of the reps of the concurrent run (1-10)
 REPS = 1000
 HISTORY_DAYS = 250
 ANSWERS_PER_DAY = 3
@@ -322,12 +329,12 @@ def _answers(
 
 
 async def measure_answers(
-    engine: Engine, rep_ids: list[int], mcqs: list[tuple[int, int, int]]
+    engine: Engine, rep_ids: list[int], mcqs: list[tuple[int, int, int]], *, rep_index: int = 0
 ) -> tuple[float, float]:
     """Median seconds per answer after warm-up, and storage seconds per answer."""
     runner = TimingRunner()
     coach = _coach(engine, runner)
-    events = _answers(engine, 0, rep_ids[0], mcqs, ANSWERS + WARMUP)
+    events = _answers(engine, rep_index, rep_ids[rep_index], mcqs, ANSWERS + WARMUP)
     timings = []
     for n, event in enumerate(events):
         if n == WARMUP:
@@ -338,7 +345,8 @@ async def measure_answers(
             timings.append(time.perf_counter() - started)
     with engine.connect() as connection:
         stored = connection.execute(
-            text("SELECT count(*) FROM attempt WHERE idempotency_key LIKE 'bench:%'")
+            text("SELECT count(*) FROM attempt WHERE person_id = :person AND idempotency_key LIKE 'bench:%'"),
+            {"person": rep_ids[rep_index]},
         ).scalar_one()
     assert stored == ANSWERS + WARMUP, f"expected every answer stored, found {stored}"
     return statistics.median(timings), runner.seconds / ANSWERS
@@ -443,6 +451,30 @@ def component_costs(engine: Engine, mcqs: list[tuple[int, int, int]]) -> dict[st
     }
 
 
+def settle_garbage_collector() -> None:
+    """Pay the data load's garbage debt before measuring, and freeze what is loaded, as ``coachbot run`` does.
+
+    Writing the history allocates and frees millions of objects; the next full collection would then land
+    in the middle of a measurement and pause the loop for tens of milliseconds.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+@contextmanager
+def pinned_to_one_cpu() -> Iterator[bool]:
+    """Pin this thread, and the threads it starts meanwhile, to the CPU it runs on (Linux); False if not."""
+    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+        yield False
+        return
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {sorted(allowed)[0]})
+    try:
+        yield True
+    finally:
+        os.sched_setaffinity(0, allowed)
+
+
 @contextmanager
 def postgres_database() -> Iterator[str | None]:
     server = os.environ.get("COACHBOT_BENCH_DATABASE_URL") or os.environ.get("COACHBOT_TEST_DATABASE_URL")
@@ -459,6 +491,7 @@ def run_backend(label: str, make: Callable[[], tuple[Engine, Callable[[], None]]
         engine, cleanup = make()
         try:
             rep_ids, mcqs = prepare(engine, history=history)
+            settle_garbage_collector()
             median, storage = asyncio.run(measure_answers(engine, rep_ids, mcqs))
             medians.append(median)
             costs = component_costs(engine, mcqs)
@@ -468,6 +501,16 @@ def run_backend(label: str, make: Callable[[], tuple[Engine, Callable[[], None]]
                 f" (storage {storage * 1000:.2f} ms; memory model {costs['memory model'] * 1e6:.0f} µs;"
                 f" grading {costs['grading'] * 1e6:.1f} µs; rendering {costs['rendering'] * 1e6:.0f} µs)"
             )
+            if not history and label == "SQLite":
+                with pinned_to_one_cpu() as pinned:
+                    if pinned:
+                        alone, _ = asyncio.run(measure_answers(engine, rep_ids, mcqs, rep_index=PINNED_REP))
+                if pinned:
+                    print(
+                        f"  {label}, {what}, loop and storage threads pinned to one CPU: median"
+                        f" {alone * 1000:.2f} ms = {alone / baseline:.1f}x raw (the rest of the figure above"
+                        " is the storage thread running on another core than the event loop)"
+                    )
             if history:
                 stall, elapsed = asyncio.run(measure_stall(engine, rep_ids, mcqs))
                 print(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -161,6 +162,11 @@ async def _serve_with(
     """Build the adapters and the HTTP app over one engine and storage runner, then serve until stopped."""
     services = build_services(settings, engine=engine, runner=runner, grader=build_grader(settings))
     app = build_app(settings, engine, services, runner)
+    # Everything loaded so far lives as long as the process: keep it out of the collector's full passes,
+    # which otherwise walk it all and pause the event loop for tens of milliseconds (measured by
+    # benchmarks/bench_answer_path.py).
+    gc.collect()
+    gc.freeze()
     config = uvicorn.Config(
         app,
         host=settings.http_host,

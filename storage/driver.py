@@ -2,7 +2,7 @@
 
 SQLAlchemy's execution machinery costs about 20 µs a statement here (execution context, events, result
 objects), several times what SQLite itself spends on a small indexed statement, and an MCQ pick runs
-six to eight of them (measured by ``benchmarks/bench_answer_path.py``). The statements stay SQLAlchemy
+five to seven of them (measured by ``benchmarks/bench_answer_path.py``). The statements stay SQLAlchemy
 Core, compiled once per dialect by SQLAlchemy's own compiler, and every value goes through the column
 types' own bind and result processors, so a row written or read here is the same as through a
 ``Session`` (``tests/storage/test_driver.py`` checks both ways, on SQLite and Postgres). Driver errors
@@ -12,6 +12,7 @@ are raised as SQLAlchemy's exceptions (``IntegrityError``, ``OperationalError``)
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -53,13 +54,14 @@ class PreparedStatement:
             )
         self.sql = compiled.string
         self._defaults: dict[str, Any] = {}
-        self._required: set[str] = set()
+        required: set[str] = set()
         for bind, name in compiled.bind_names.items():
             if bind.required:
-                self._required.add(name)
+                required.add(name)
             else:
                 self._defaults[name] = bind.effective_value
-        self._allowed = frozenset(self._required | self._defaults.keys())
+        self._required: AbstractSet[str] = frozenset(required)
+        self._allowed = frozenset(required | self._defaults.keys())
         self._names: Sequence[str] | None = compiled.positiontup if compiled.positional else None
         processors = {}
         for name, bind in compiled.binds.items():
@@ -78,7 +80,7 @@ class PreparedStatement:
     def arguments(self, params: Mapping[str, Any] | None) -> Sequence[Any] | dict[str, Any]:
         """The driver's parameters: the statement's own values, overridden by ``params``, processed."""
         given = params.keys() if params else frozenset[str]()
-        if not self._required <= given <= self._allowed:
+        if self._required != given and not self._required <= given <= self._allowed:
             missing, unknown = self._required - given, given - self._allowed
             raise StorageError(
                 f"missing {sorted(missing)}, unknown {sorted(unknown)} parameters for: {self.sql}"
@@ -105,7 +107,8 @@ class PreparedStatements:
     """Statements prepared on first use for one engine's dialect; one per engine, kept by its owner.
 
     Meant for statements built once at import time: a statement built per call would be prepared per
-    call, so past ``limit`` entries nothing more is kept and such statements just run slower.
+    call, so past ``limit`` entries nothing more is kept and such statements just run slower. Shared by
+    the storage threads: at worst two of them prepare the same statement at once and one copy is kept.
     """
 
     def __init__(self, dialect: Dialect, *, limit: int = 128) -> None:
@@ -208,7 +211,10 @@ def driver_transaction(engine: Engine, statements: PreparedStatements) -> Iterat
         transaction.commit()
     except BaseException:
         if connection.is_valid:
-            connection.rollback()
+            try:
+                connection.rollback()
+            except transaction.dialect.loaded_dbapi.Error:
+                connection.invalidate()  # a connection that cannot roll back must not go back to the pool
         raise
     finally:
         connection.close()
