@@ -53,35 +53,35 @@ class PreparedStatement:
                 f"bind names that need escaping cannot run on the driver path: {compiled.string}"
             )
         self.sql = compiled.string
+        # The statement's own values (literals) are fixed; callers give exactly the named parameters.
         self._defaults: dict[str, Any] = {}
         required: set[str] = set()
+        processors: dict[str, Processor] = {}
         for bind, name in compiled.bind_names.items():
             if bind.required:
                 required.add(name)
             else:
                 self._defaults[name] = bind.effective_value
-        self._required: AbstractSet[str] = frozenset(required)
-        self._allowed = frozenset(required | self._defaults.keys())
-        self._names: Sequence[str] | None = compiled.positiontup if compiled.positional else None
-        processors = {}
-        for name, bind in compiled.binds.items():
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
                 processors[name] = processor
+        self._required: AbstractSet[str] = frozenset(required)
         self._bind_processors: Mapping[str, Processor] = processors
+        self._names: Sequence[str] | None = compiled.positiontup if compiled.positional else None
         dml = compiled.isinsert or compiled.isupdate or compiled.isdelete
         self.returns_rows = bool(compiled.effective_returning) if dml else True
-        columns = statement.exported_columns if isinstance(statement, ReturnsRows) else ()
-        self._result_processors = [
-            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
-        ]
-        self._processes_rows = any(p is not None for p in self._result_processors)
+        self._dialect = dialect
+        # An INSERT may return the primary key on its own (Postgres): its columns are the compiler's.
+        selected = statement.exported_columns if isinstance(statement, ReturnsRows) else ()
+        columns = (compiled.effective_returning or ()) if dml else selected
+        self._column_types = [column.type.dialect_impl(dialect) for column in columns]
+        self._result_processors: list[Processor | None] | None = None
 
     def arguments(self, params: Mapping[str, Any] | None) -> Sequence[Any] | dict[str, Any]:
         """The driver's parameters: the statement's own values, overridden by ``params``, processed."""
         given = params.keys() if params else frozenset[str]()
-        if self._required != given and not self._required <= given <= self._allowed:
-            missing, unknown = self._required - given, given - self._allowed
+        if self._required != given:
+            missing, unknown = self._required - given, given - self._required
             raise StorageError(
                 f"missing {sorted(missing)}, unknown {sorted(unknown)} parameters for: {self.sql}"
             )
@@ -94,13 +94,27 @@ class PreparedStatement:
             return values
         return [values[name] for name in self._names]
 
-    def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
-        if not self._processes_rows:
-            return tuple(raw)
-        return tuple(
-            processor(value) if processor is not None else value
-            for processor, value in zip(self._result_processors, raw, strict=True)
-        )
+    def rows(
+        self, raw: Sequence[Sequence[Any]], description: Sequence[Sequence[Any]]
+    ) -> list[tuple[Any, ...]]:
+        """Rows as the column types read them; processors are made once, from the driver's type codes."""
+        processors = self._result_processors
+        if processors is None:
+            codes = [column[1] for column in description]
+            processors = [
+                column_type.result_processor(self._dialect, code)
+                for column_type, code in zip(self._column_types, codes, strict=True)
+            ]
+            self._result_processors = processors
+        if not any(processors):
+            return [tuple(row) for row in raw]
+        return [
+            tuple(
+                processor(value) if processor is not None else value
+                for processor, value in zip(processors, row, strict=True)
+            )
+            for row in raw
+        ]
 
 
 class PreparedStatements:
@@ -162,15 +176,17 @@ class DriverTransaction:
     def execute(self, statement: ClauseElement, params: Mapping[str, Any] | None = None) -> DriverResult:
         prepared = self._statements.get(statement, params)
         arguments = prepared.arguments(params)
-        cursor = self._connection.cursor()
+        cursor = None
         try:
+            cursor = self._connection.cursor()
             cursor.execute(prepared.sql, arguments)
-            rows = [prepared.row(raw) for raw in cursor.fetchall()] if prepared.returns_rows else []
+            rows = prepared.rows(cursor.fetchall(), cursor.description) if prepared.returns_rows else []
             return DriverResult(rows, cursor.rowcount)
         except self._error as exc:
             raise self._wrapped(exc, prepared.sql, arguments, cursor) from exc
         finally:
-            cursor.close()
+            if cursor is not None:
+                cursor.close()
 
     def begin_immediate(self) -> None:
         try:

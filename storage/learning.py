@@ -280,7 +280,7 @@ _LESSON_SENT = core_select(_DELIVERY_TABLE.c.id).where(
 )
 
 
-_NEW_LESSON = insert(_DELIVERY_TABLE)
+_NEW_LESSON = insert(_DELIVERY_TABLE).inline()
 
 
 def set_message_ref(session: Session, *, delivery_id: int, message_ref: str) -> None:
@@ -553,6 +553,7 @@ class CardAndProgress:
     card_id: int | None
     card_state: dict[str, Any] | None
     last_rating: int | None
+    card_reviews: int | None
     progress: Progress | None
 
 
@@ -564,17 +565,19 @@ _CARD_AND_PROGRESS_COLUMNS = (
     _CARD.c.id,
     _CARD.c.state,
     _CARD.c.last_rating,
+    _CARD.c.reviews,
     _PROGRESS.c.person_id,
     *(_PROGRESS.c[name] for name in _PROGRESS_FIELDS),
 )
 
 
 def _card_and_progress(row: Sequence[Any]) -> CardAndProgress:
-    card_id, state, last_rating, progress_person, *progress = row
+    card_id, state, last_rating, reviews, progress_person, *progress = row
     return CardAndProgress(
         card_id=card_id,
         card_state=state or None,
         last_rating=last_rating,
+        card_reviews=reviews,
         progress=Progress(*progress) if progress_person is not None else None,
     )
 
@@ -602,12 +605,12 @@ _ANSWER_FACTS = (
     .join(_IDENTITY, _IDENTITY.c.person_id == _PERSON.c.id)
     .outerjoin(_TEAM, _TEAM.c.id == _PERSON.c.team_id)
     .outerjoin(
-        _DELIVERY,
+        # The question with its item, revision and topic, all or nothing, as question_context reads it.
+        _DELIVERY.join(_ITEM, _ITEM.c.id == _DELIVERY.c.item_id)
+        .join(_REVISION, _REVISION.c.id == _DELIVERY.c.item_revision_id)
+        .join(_TOPIC, _TOPIC.c.id == _ITEM.c.topic_id),
         (_DELIVERY.c.id == bindparam("delivery_id")) & (_DELIVERY.c.kind == DeliveryKind.QUESTION),
     )
-    .outerjoin(_ITEM, _ITEM.c.id == _DELIVERY.c.item_id)
-    .outerjoin(_REVISION, _REVISION.c.id == _DELIVERY.c.item_revision_id)
-    .outerjoin(_TOPIC, _TOPIC.c.id == _ITEM.c.topic_id)
     .outerjoin(_CARD, (_CARD.c.person_id == _PERSON.c.id) & (_CARD.c.item_id == _DELIVERY.c.item_id))
     .outerjoin(_PROGRESS, _PROGRESS.c.person_id == _PERSON.c.id)
     .where(
@@ -623,8 +626,20 @@ _CLAIM_DELIVERY = (
     .where(_DELIVERY.c.id == bindparam("delivery_id"), _DELIVERY.c.status == DeliveryStatus.SENT)
     .values(status=DeliveryStatus.ANSWERED)
 )
-_NEW_CARD = insert(_CARD).returning(_CARD.c.id)
-_NEW_ATTEMPT = insert(_ATTEMPT)
+_NEW_CARD_IF_ABSENT = {
+    "sqlite": sqlite_insert(_CARD)
+    .on_conflict_do_nothing(index_elements=["person_id", "item_id"])
+    .returning(_CARD.c.id),
+    "postgresql": postgresql_insert(_CARD)
+    .on_conflict_do_nothing(index_elements=["person_id", "item_id"])
+    .returning(_CARD.c.id),
+}
+_LOCKED_CARD = (
+    core_select(_CARD.c.id, _CARD.c.state, _CARD.c.last_rating)
+    .where(_CARD.c.person_id == bindparam("person_id"), _CARD.c.item_id == bindparam("item_id"))
+    .with_for_update()
+)
+_NEW_ATTEMPT = insert(_ATTEMPT).inline()
 _REVIEW_CARD = (
     update(_CARD)
     .where(_CARD.c.id == bindparam("card_id"))
@@ -637,6 +652,8 @@ _REVIEW_CARD = (
         lapses=_CARD.c.lapses + bindparam("lapse"),
     )
 )
+# A card's review count is its version: the update applies only to the state the review started from.
+_REVIEW_CARD_IF_UNCHANGED = _REVIEW_CARD.where(_CARD.c.reviews == bindparam("was_reviews"))
 _NEW_PROGRESS_VALUES: dict[str, Any] = {name: bindparam(f"new_{name}") for name in _PROGRESS_FIELDS}
 _SAVE_PROGRESS = (
     update(_PROGRESS).where(_PROGRESS.c.person_id == bindparam("of_person")).values(_NEW_PROGRESS_VALUES)
@@ -689,21 +706,7 @@ def record_attempt(
         return AttemptResult(status="duplicate" if duplicate else "already_answered")
     if before is None:
         before = card_and_progress(session, person_id=write.person_id, item_id=write.item_id)
-    if before.card_id is None:
-        card_id = session.execute(
-            _NEW_CARD,
-            {
-                "person_id": write.person_id,
-                "item_id": write.item_id,
-                "state": {},
-                "due_at": write.answered_at,
-                "reviews": 0,
-                "lapses": 0,
-            },
-        ).scalar_one()
-    else:
-        card_id = before.card_id
-    state, due_at, lapsed = schedule(before.card_state, card_id)
+    last_rating = _review_card(session, write, schedule, before)
     session.execute(
         _NEW_ATTEMPT,
         {
@@ -722,24 +725,13 @@ def record_attempt(
             "response_ms": write.response_ms,
             "time_spent_ms": write.time_spent_ms,
             "first_response_ms": write.response_ms,
-            "after_miss": before.last_rating == 1,
+            "after_miss": last_rating == 1,
             "points": write.points,
             "grader": write.grader,
             "grader_version": write.grader_version,
             "feedback": write.feedback,
             "compliance_flags": write.compliance_flags,
             "created_at": write.answered_at,
-        },
-    )
-    session.execute(
-        _REVIEW_CARD,
-        {
-            "card_id": card_id,
-            "new_state": state,
-            "new_due": due_at,
-            "reviewed_at": write.answered_at,
-            "new_rating": write.rating,
-            "lapse": 1 if lapsed else 0,
         },
     )
     progress = _save_progress(session, write, before.progress)
@@ -749,6 +741,54 @@ def record_attempt(
         week_points=progress.week_points,
         streak_days=progress.streak_days,
     )
+
+
+def _review_card(
+    session: Executor, write: AttemptWrite, schedule: ScheduleCard, before: CardAndProgress
+) -> int | None:
+    """Review the rep's card for the item (made on the first answer); returns its rating before this one.
+
+    Another answer to the same item (a question of another day) may create or review the card after it
+    was read: then the card is re-read under a lock and the review applied to what is stored.
+    """
+
+    def review(statement: Any, card_id: int, stored: dict[str, Any] | None, **condition: Any) -> int:
+        state, due_at, lapsed = schedule(stored, card_id)
+        params = {
+            "card_id": card_id,
+            "new_state": state,
+            "new_due": due_at,
+            "reviewed_at": write.answered_at,
+            "new_rating": write.rating,
+            "lapse": int(lapsed),
+            **condition,
+        }
+        return _rowcount(session.execute(statement, params))
+
+    if before.card_id is None:
+        created = session.execute(
+            _NEW_CARD_IF_ABSENT[_dialect_name(session)],
+            {
+                "person_id": write.person_id,
+                "item_id": write.item_id,
+                "state": {},
+                "due_at": write.answered_at,
+                "reviews": 0,
+                "lapses": 0,
+            },
+        ).first()
+        if created is not None:
+            review(_REVIEW_CARD, created[0], None)
+            return None
+    elif review(
+        _REVIEW_CARD_IF_UNCHANGED, before.card_id, before.card_state, was_reviews=before.card_reviews
+    ):
+        return before.last_rating
+    card_id, stored, last_rating = session.execute(
+        _LOCKED_CARD, {"person_id": write.person_id, "item_id": write.item_id}
+    ).one()
+    review(_REVIEW_CARD, card_id, stored or None)
+    return int(last_rating) if last_rating is not None else None
 
 
 def _save_progress(session: Executor, write: AttemptWrite, was: Progress | None) -> Progress:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import queue
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +40,11 @@ class _Workers:
     def stop(self) -> None:
         for _ in self.threads:
             self.jobs.put(None)
+
+    def join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 class StorageRunner:
@@ -76,18 +82,23 @@ class StorageRunner:
         finally:
             self._in_flight -= 1
 
-    def close(self) -> None:
-        """Stop the threads once the calls already queued have run."""
+    def close(self, *, timeout: float = 10.0) -> None:
+        """Refuse new calls, and wait up to ``timeout`` seconds for the queued ones to run.
+
+        The threads are daemons, so a call stuck past the timeout does not keep the process alive; its
+        transaction is rolled back with the connection.
+        """
         self._closed = True
         self._finalizer()
+        self._workers.join(timeout)
 
     def _start_thread(self) -> None:
         number = len(self._workers.threads) + 1
         thread = threading.Thread(
             target=_work, args=(self._workers.jobs,), name=f"storage-{number}", daemon=True
         )
-        self._workers.threads.append(thread)
         thread.start()
+        self._workers.threads.append(thread)
 
     async def read(self, engine: Engine, fn: Callable[[Session], R]) -> R:
         """``fn(session)`` in a read session, off the event loop."""
@@ -110,14 +121,24 @@ class StorageRunner:
 
 def _work(jobs: queue.SimpleQueue[_Job | None]) -> None:
     while (job := jobs.get()) is not None:
-        if job.future.cancelled():
-            continue
-        try:
-            result = job.call()
-        except BaseException as exc:  # handed to the awaiting coroutine, which re-raises it
-            _settle(job, _set_exception, exc)
-        else:
-            _settle(job, _set_result, result)
+        _run(job)
+        del job  # an idle thread keeps nothing of the last call (its loop, result or traceback) alive
+
+
+def _run(job: _Job) -> None:
+    if job.future.cancelled():
+        return
+    try:
+        result = job.call()
+    except StopIteration as exc:
+        # A future cannot hold StopIteration (it would end the awaiting coroutine): as in generators.
+        error = RuntimeError("storage call raised StopIteration")
+        error.__cause__ = exc
+        _settle(job, _set_exception, error)
+    except BaseException as exc:  # handed to the awaiting coroutine, which re-raises it
+        _settle(job, _set_exception, exc)
+    else:
+        _settle(job, _set_result, result)
 
 
 def _settle(job: _Job, setter: Callable[[asyncio.Future[Any], Any], None], value: Any) -> None:

@@ -64,6 +64,18 @@ _NEW_AUDIT = insert(_AUDIT)
 _NEW_PROGRESS = insert(_PROGRESS)
 _REVIEW_CARD = update(_CARD).where(_CARD.c.id == bindparam("card_id")).values(reviews=_CARD.c.reviews + 1)
 _PERSON_NAME = select(_PERSON.c.name).where(_PERSON.c.id == bindparam("person_id"))
+_QUESTION_OF_KIND = select(_DELIVERY.c.id).where(
+    _DELIVERY.c.id == bindparam("delivery_id"), _DELIVERY.c.kind == "question"
+)
+# Literals whose types convert them (a datetime, a date), and a float column (Postgres reads it by type code).
+_SENT_BETWEEN = select(_DELIVERY.c.id, _DELIVERY.c.sent_at).where(
+    _DELIVERY.c.sent_at > datetime(2026, 12, 1, tzinfo=UTC),
+    _DELIVERY.c.local_session_date >= date(2026, 12, 1),
+    _DELIVERY.c.person_id == bindparam("person_id"),
+)
+_SCORES = select(_ATTEMPT.c.score, _ATTEMPT.c.answered_at).where(
+    _ATTEMPT.c.person_id == bindparam("person_id")
+)
 _QUESTION_ROWS = (
     select(_DELIVERY, _REVISION, _ITEM, _TOPIC)
     .join(_ITEM, _ITEM.c.id == _DELIVERY.c.item_id)
@@ -388,6 +400,13 @@ def test_any_exception_in_the_block_rolls_back_everything_written_in_it(
             "missing [], unknown ['sate']",
             id="update-unknown",
         ),
+        # A literal of the statement (``kind = 'question'``) is part of it, never a parameter to override.
+        pytest.param(
+            _QUESTION_OF_KIND,
+            {"delivery_id": 1, "kind_1": "lesson"},
+            "missing [], unknown ['kind_1']",
+            id="literal-override",
+        ),
     ],
 )
 def test_missing_or_unknown_parameters_raise_storage_error_naming_them(
@@ -484,3 +503,31 @@ def test_sqlite_driver_transactions_take_the_write_lock_when_they_begin(
         other.execute("ROLLBACK")
     finally:
         other.close()
+
+
+def test_literal_datetimes_and_dates_in_a_statement_are_converted_like_parameters(
+    db: Database, question: Question, statements: PreparedStatements
+) -> None:
+    """A statement may compare with fixed values of any type, not only strings."""
+    params = {"person_id": question.person_id}
+    with db.engine.connect() as connection:
+        expected = [tuple(row) for row in connection.execute(_SENT_BETWEEN, params).all()]
+    with driver_transaction(db.engine, statements) as transaction:
+        rows = transaction.execute(_SENT_BETWEEN, params).all()
+    assert expected == [(question.delivery_id, SENT_AT)]
+    assert typed(rows) == typed(expected)
+
+
+def test_float_columns_read_back_as_through_a_connection(
+    db: Database, question: Question, statements: PreparedStatements
+) -> None:
+    """Postgres's driver reports each column's type; float results are read with it."""
+    with driver_transaction(db.engine, statements) as transaction:
+        transaction.execute(_NEW_ATTEMPT, attempt_values(question, score=62.5))
+    params = {"person_id": question.person_id}
+    with db.engine.connect() as connection:
+        expected = [tuple(row) for row in connection.execute(_SCORES, params).all()]
+    with driver_transaction(db.engine, statements) as transaction:
+        rows = transaction.execute(_SCORES, params).all()
+    assert [row[0] for row in expected] == [62.5]
+    assert typed(rows) == typed(expected)

@@ -2,7 +2,8 @@
 
 ``Progress.after`` is pure and tested without a database. Saving it is a compare-and-set on
 ``person_progress`` that falls back to a locked re-read when another transaction changed the row after it
-was read; the last test checks that no answer's points are lost that way.
+was read; the memory card is reviewed the same way (its review count is its version). The database tests
+check that no answer's points or review are lost that way.
 """
 
 from __future__ import annotations
@@ -15,15 +16,16 @@ from typing import Any, Literal
 
 import pytest
 from sqlalchemy import Engine, bindparam, insert, update
+from sqlmodel import select as model_select
 
 from insights.metrics import week_key
 from storage import learning
 from storage.db import read_session, write_connection, write_session
 from storage.driver import PreparedStatements, driver_transaction
 from storage.learning import AttemptResult, AttemptWrite, Progress
-from storage.models import PersonProgress
+from storage.models import Attempt, MemoryCard, PersonProgress
 from tests.conftest import Database
-from tests.storage.answering import Question, sent_question
+from tests.storage.answering import SENT_AT, Question, sent_question
 
 # ISO week 2026-W49 runs from Monday 30 November to Sunday 6 December 2026.
 TUE = date(2026, 12, 1)
@@ -302,3 +304,144 @@ def test_progress_created_after_it_was_read_as_absent_is_not_lost(
 
     assert result == AttemptResult(status="recorded", points_total=15, week_points=15, streak_days=1)
     assert _stored_progress(db.engine, question.person_id) == Progress(15, W49, 15, 1, 1, WED)
+
+
+# --- reviewing the memory card over a stale read (Postgres) ----------------------------------------------
+
+_CARD = MemoryCard.__table__  # type: ignore[attr-defined]
+_CARD_MADE_ELSEWHERE = insert(_CARD)
+_CARD_REVIEWED_ELSEWHERE = (
+    update(_CARD)
+    .where(_CARD.c.person_id == bindparam("of_person"), _CARD.c.item_id == bindparam("of_item"))
+    .values(state={"from": "the other answer"}, reviews=_CARD.c.reviews + 1, last_rating=1)
+)
+
+
+class _Scheduler:
+    """Records which stored states the answer was scheduled from."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any] | None] = []
+
+    def __call__(self, state: dict[str, Any] | None, card_id: int) -> tuple[dict[str, Any], datetime, bool]:
+        self.seen.append(state)
+        return {"card_id": card_id, "after": state}, datetime(2026, 12, 5, 8, 0, tzinfo=UTC), False
+
+
+def _stored_card(engine: Engine, question: Question) -> MemoryCard:
+    with read_session(engine) as session:
+        cards = session.exec(
+            model_select(MemoryCard).where(
+                MemoryCard.person_id == question.person_id, MemoryCard.item_id == question.item_id
+            )
+        ).all()
+    assert len(cards) == 1
+    return cards[0]
+
+
+def _after_miss(engine: Engine, question: Question) -> bool:
+    with read_session(engine) as session:
+        attempt = session.exec(model_select(Attempt).where(Attempt.delivery_id == question.delivery_id)).one()
+    return attempt.after_miss
+
+
+@pytest.mark.parametrize("via", ["driver", "connection"])
+def test_a_card_made_after_it_was_read_as_absent_is_reviewed_not_duplicated(
+    db: Database, via: Literal["driver", "connection"]
+) -> None:
+    """Postgres only (SQLite's write lock keeps the card still). Two first answers to one item (questions of
+    two days) at once: both read "no card"; the second to write finds the card the first made and reviews
+    it from what is stored, instead of failing on the unique (person, item) and losing the answer."""
+    _postgres_only(db)
+    question = sent_question(db.engine)
+    made = {
+        "person_id": question.person_id,
+        "item_id": question.item_id,
+        "state": {"from": "the other answer"},
+        "due_at": SENT_AT,
+        "last_rating": 1,
+        "reviews": 1,
+        "lapses": 0,
+    }
+    scheduler = _Scheduler()
+
+    with _answering(db.engine, via) as session:
+        before = learning.card_and_progress(session, person_id=question.person_id, item_id=question.item_id)
+        assert before.card_id is None
+        _commit_elsewhere(db.engine, _CARD_MADE_ELSEWHERE, made)
+        result = learning.record_attempt(
+            session, write=answer(WED, question=question), schedule=scheduler, before=before
+        )
+
+    assert result.status == "recorded"
+    card = _stored_card(db.engine, question)
+    assert scheduler.seen == [{"from": "the other answer"}]
+    assert (card.reviews, card.state["after"]) == (2, {"from": "the other answer"})
+    assert _after_miss(db.engine, question) is True
+
+
+@pytest.mark.parametrize("via", ["driver", "connection"])
+def test_a_card_reviewed_after_it_was_read_is_reviewed_again_from_what_is_stored(
+    db: Database, via: Literal["driver", "connection"]
+) -> None:
+    """Postgres only (SQLite's write lock keeps the card still). If another answer reviewed the card after it
+    was read, the update matches no row (its review count moved on) and the review is redone from the
+    stored state under a lock: both reviews count, neither overwrites the other."""
+    _postgres_only(db)
+    question = sent_question(db.engine)
+    with write_session(db.engine) as session:
+        session.add(
+            MemoryCard(
+                person_id=question.person_id,
+                item_id=question.item_id,
+                state={"from": "yesterday"},
+                due_at=SENT_AT,
+                last_rating=3,
+                reviews=3,
+                lapses=0,
+            )
+        )
+    scheduler = _Scheduler()
+
+    with _answering(db.engine, via) as session:
+        before = learning.card_and_progress(session, person_id=question.person_id, item_id=question.item_id)
+        assert (before.card_reviews, before.last_rating) == (3, 3)
+        params = {"of_person": question.person_id, "of_item": question.item_id}
+        _commit_elsewhere(db.engine, _CARD_REVIEWED_ELSEWHERE, params)
+        result = learning.record_attempt(
+            session, write=answer(WED, question=question), schedule=scheduler, before=before
+        )
+
+    assert result.status == "recorded"
+    card = _stored_card(db.engine, question)
+    assert scheduler.seen == [{"from": "yesterday"}, {"from": "the other answer"}]
+    assert (card.reviews, card.state["after"]) == (5, {"from": "the other answer"})
+    assert _after_miss(db.engine, question) is True
+
+
+def test_an_unchanged_card_is_reviewed_from_the_state_read_with_the_other_facts(db: Database) -> None:
+    """The usual case, on both databases: one update from the state read before, no second scheduling."""
+    question = sent_question(db.engine)
+    with write_session(db.engine) as session:
+        session.add(
+            MemoryCard(
+                person_id=question.person_id,
+                item_id=question.item_id,
+                state={"from": "yesterday"},
+                due_at=SENT_AT,
+                last_rating=3,
+                reviews=3,
+                lapses=0,
+            )
+        )
+    scheduler = _Scheduler()
+    with _answering(db.engine, "driver") as session:
+        before = learning.card_and_progress(session, person_id=question.person_id, item_id=question.item_id)
+        result = learning.record_attempt(
+            session, write=answer(WED, question=question), schedule=scheduler, before=before
+        )
+    assert result.status == "recorded"
+    assert scheduler.seen == [{"from": "yesterday"}]
+    card = _stored_card(db.engine, question)
+    assert (card.reviews, card.last_rating) == (4, 3)
+    assert _after_miss(db.engine, question) is False
