@@ -24,18 +24,16 @@ DEFAULT_CONCURRENCY = 4
 
 
 @dataclass
-class _Job:
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[Any]
-    call: Callable[[], Any]
-
-
-@dataclass
 class _Workers:
-    """The runner's threads and their queue, kept apart from the runner so its finalizer can stop them."""
+    """The runner's threads and their queue, kept apart from the runner so its finalizer can stop them.
+
+    ``unfinished`` counts calls queued or running, until a thread has finished them (a call whose caller
+    was cancelled still occupies its thread); only the event loop's thread changes it.
+    """
 
     jobs: queue.SimpleQueue[_Job | None] = field(default_factory=queue.SimpleQueue)
     threads: list[threading.Thread] = field(default_factory=list)
+    unfinished: int = 0
 
     def stop(self) -> None:
         for _ in self.threads:
@@ -45,6 +43,14 @@ class _Workers:
         deadline = time.monotonic() + timeout
         for thread in self.threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+
+
+@dataclass
+class _Job:
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+    call: Callable[[], Any]
+    workers: _Workers
 
 
 class StorageRunner:
@@ -63,7 +69,6 @@ class StorageRunner:
             raise ValueError("limit must be at least 1")
         self._limit = limit
         self._workers = _Workers()
-        self._in_flight = 0
         self._closed = False
         self._finalizer = weakref.finalize(self, self._workers.stop)
 
@@ -72,15 +77,12 @@ class StorageRunner:
             raise RuntimeError("the storage runner is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
-        self._in_flight += 1
-        try:
-            threads = self._workers.threads
-            if self._in_flight > len(threads) and len(threads) < self._limit:
-                self._start_thread()
-            self._workers.jobs.put(_Job(loop, future, lambda: fn(*args, **kwargs)))
-            return await future
-        finally:
-            self._in_flight -= 1
+        workers = self._workers
+        if workers.unfinished >= len(workers.threads) and len(workers.threads) < self._limit:
+            self._start_thread()
+        workers.unfinished += 1
+        workers.jobs.put(_Job(loop, future, lambda: fn(*args, **kwargs), workers))
+        return await future
 
     def close(self, *, timeout: float = 10.0) -> None:
         """Refuse new calls, and wait up to ``timeout`` seconds for the queued ones to run.
@@ -127,6 +129,7 @@ def _work(jobs: queue.SimpleQueue[_Job | None]) -> None:
 
 def _run(job: _Job) -> None:
     if job.future.cancelled():
+        _settle(job, _set_result, None)  # nobody waits, but the job is finished
         return
     try:
         result = job.call()
@@ -143,14 +146,19 @@ def _run(job: _Job) -> None:
 
 def _settle(job: _Job, setter: Callable[[asyncio.Future[Any], Any], None], value: Any) -> None:
     with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting any more
-        job.loop.call_soon_threadsafe(setter, job.future, value)
+        job.loop.call_soon_threadsafe(_finish, job, setter, value)
+
+
+def _finish(job: _Job, setter: Callable[[asyncio.Future[Any], Any], None], value: Any) -> None:
+    """On the event loop's thread: the job no longer occupies a thread; its caller gets the outcome."""
+    job.workers.unfinished -= 1
+    if not job.future.done():
+        setter(job.future, value)
 
 
 def _set_result(future: asyncio.Future[Any], result: Any) -> None:
-    if not future.done():
-        future.set_result(result)
+    future.set_result(result)
 
 
 def _set_exception(future: asyncio.Future[Any], exc: BaseException) -> None:
-    if not future.done():
-        future.set_exception(exc)
+    future.set_exception(exc)
