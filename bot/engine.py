@@ -413,9 +413,9 @@ class Coach:
 
     def _answer_choice_now(self, event: ChoiceEvent) -> _ChoiceOutcome:
         sender = event.sender
-        with driver_transaction(self._engine, self._statements) as session:
+        with driver_transaction(self._engine, self._statements) as transaction:
             facts = learning.answer_facts(
-                session,
+                transaction,
                 platform=sender.platform,
                 workspace=sender.workspace,
                 user_id=sender.user_id,
@@ -425,7 +425,7 @@ class Coach:
                 log.info("refused an answer from an unknown or inactive %s user", sender.platform)
                 return _ChoiceOutcome(replies.UNKNOWN_PERSON if facts is None else replies.INACTIVE_PERSON)
             person, team, context = facts.person, facts.team, facts.context
-            refusal = self._refusal(session, person, context, event)
+            refusal = self._refusal(transaction, person, context, event)
             if refusal is not None:
                 return _ChoiceOutcome(refusal)
             assert context is not None
@@ -442,7 +442,7 @@ class Coach:
             rating = memory.rate_mcq(correct=correct, response_seconds=seconds, target_seconds=target)
             points = (MCQ_POINTS + (FAST_BONUS if seconds <= target else 0)) if correct else EFFORT_POINTS
             recorded = self._record_now(
-                session,
+                transaction,
                 person,
                 context,
                 event,

@@ -93,20 +93,6 @@ def read_session(engine: Engine) -> Iterator[Session]:
 
 
 @contextmanager
-def write_connection(engine: Engine) -> Iterator[Connection]:
-    """One write transaction on a bare connection, for hot paths that run only Core statements.
-
-    Same guarantees as :func:`write_session` (``BEGIN IMMEDIATE`` on SQLite, rollback on any exception)
-    without the ORM session's per-statement bookkeeping.
-    """
-    with engine.connect() as connection:
-        if is_sqlite(engine):
-            connection.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
-        with connection.begin():
-            yield connection
-
-
-@contextmanager
 def write_session(engine: Engine, *, dry_run: bool = False) -> Iterator[Session]:
     """One write transaction: committed when the block ends, rolled back on any exception.
 

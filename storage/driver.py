@@ -213,7 +213,7 @@ class DriverTransaction:
 def driver_transaction(engine: Engine, statements: PreparedStatements) -> Iterator[DriverTransaction]:
     """One write transaction on a pooled driver connection: committed, or rolled back on any exception.
 
-    Same guarantees as :func:`storage.db.write_connection`: ``BEGIN IMMEDIATE`` on SQLite (so writers
+    Same guarantees as :func:`storage.db.write_session`: ``BEGIN IMMEDIATE`` on SQLite (so writers
     queue on ``busy_timeout``), Postgres's implicit transaction otherwise.
     """
     if statements.dialect is not engine.dialect:

@@ -318,32 +318,29 @@ _REVISION = ItemRevision.__table__  # type: ignore[attr-defined]
 _TOPIC = Topic.__table__  # type: ignore[attr-defined]
 
 
-def _context_columns(
-    delivery: Any = _DELIVERY_TABLE, item: Any = _ITEM, revision: Any = _REVISION, topic: Any = _TOPIC
-) -> list[Any]:
-    """Columns in the order of :class:`DeliveryContext`'s fields (of the given tables or their aliases)."""
-    return [
-        delivery.c.id,
-        delivery.c.person_id,
-        delivery.c.status,
-        delivery.c.kind,
-        delivery.c.sent_at,
-        delivery.c.local_session_date,
-        delivery.c.platform_message_ref,
-        delivery.c.item_id,
-        item.c.kind,
-        delivery.c.item_revision_id,
-        revision.c.body,
-        topic.c.id,
-        topic.c.key,
-        topic.c.name,
-        topic.c.lesson,
-    ]
+# In the order of DeliveryContext's fields.
+_CONTEXT_COLUMNS = [
+    _DELIVERY_TABLE.c.id,
+    _DELIVERY_TABLE.c.person_id,
+    _DELIVERY_TABLE.c.status,
+    _DELIVERY_TABLE.c.kind,
+    _DELIVERY_TABLE.c.sent_at,
+    _DELIVERY_TABLE.c.local_session_date,
+    _DELIVERY_TABLE.c.platform_message_ref,
+    _DELIVERY_TABLE.c.item_id,
+    _ITEM.c.kind,
+    _DELIVERY_TABLE.c.item_revision_id,
+    _REVISION.c.body,
+    _TOPIC.c.id,
+    _TOPIC.c.key,
+    _TOPIC.c.name,
+    _TOPIC.c.lesson,
+]
 
 
 def _context_query() -> Any:
     return (
-        core_select(*_context_columns())
+        core_select(*_CONTEXT_COLUMNS)
         .join(_ITEM, _ITEM.c.id == _DELIVERY_TABLE.c.item_id)
         .join(_REVISION, _REVISION.c.id == _DELIVERY_TABLE.c.item_revision_id)
         .join(_TOPIC, _TOPIC.c.id == _ITEM.c.topic_id)
@@ -557,6 +554,14 @@ class CardAndProgress:
     progress: Progress | None
 
 
+def _insert_if_absent(table: Any, keys: tuple[str, ...], returned: Any) -> dict[str, Any]:
+    """Per dialect, an INSERT that does nothing on a conflict over ``keys`` and returns ``returned`` else."""
+    return {
+        name: dialect_insert(table).on_conflict_do_nothing(index_elements=list(keys)).returning(returned)
+        for name, dialect_insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
+    }
+
+
 _ATTEMPT = Attempt.__table__  # type: ignore[attr-defined]
 _CARD = MemoryCard.__table__  # type: ignore[attr-defined]
 _DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
@@ -593,7 +598,7 @@ _TEAM_COLUMNS = [_TEAM.c[name] for name in TeamView.__dataclass_fields__]
 _ANSWER_FACT_SECTIONS = (
     _PERSON_COLUMNS,
     _TEAM_COLUMNS,
-    _context_columns(),
+    _CONTEXT_COLUMNS,
     _CARD_AND_PROGRESS_COLUMNS,
 )
 _ANSWER_FACT_SLICES = list(
@@ -626,14 +631,7 @@ _CLAIM_DELIVERY = (
     .where(_DELIVERY.c.id == bindparam("delivery_id"), _DELIVERY.c.status == DeliveryStatus.SENT)
     .values(status=DeliveryStatus.ANSWERED)
 )
-_NEW_CARD_IF_ABSENT = {
-    "sqlite": sqlite_insert(_CARD)
-    .on_conflict_do_nothing(index_elements=["person_id", "item_id"])
-    .returning(_CARD.c.id),
-    "postgresql": postgresql_insert(_CARD)
-    .on_conflict_do_nothing(index_elements=["person_id", "item_id"])
-    .returning(_CARD.c.id),
-}
+_NEW_CARD_IF_ABSENT = _insert_if_absent(_CARD, ("person_id", "item_id"), _CARD.c.id)
 _LOCKED_CARD = (
     core_select(_CARD.c.id, _CARD.c.state, _CARD.c.last_rating)
     .where(_CARD.c.person_id == bindparam("person_id"), _CARD.c.item_id == bindparam("item_id"))
@@ -665,14 +663,7 @@ _SAVE_PROGRESS_IF_UNCHANGED = _SAVE_PROGRESS.where(
         for name in _PROGRESS_FIELDS
     )
 )
-_INSERT_PROGRESS_IF_ABSENT = {
-    "sqlite": sqlite_insert(_PROGRESS)
-    .on_conflict_do_nothing(index_elements=["person_id"])
-    .returning(_PROGRESS.c.person_id),
-    "postgresql": postgresql_insert(_PROGRESS)
-    .on_conflict_do_nothing(index_elements=["person_id"])
-    .returning(_PROGRESS.c.person_id),
-}
+_INSERT_PROGRESS_IF_ABSENT = _insert_if_absent(_PROGRESS, ("person_id",), _PROGRESS.c.person_id)
 _LOCKED_PROGRESS = (
     core_select(*(_PROGRESS.c[name] for name in _PROGRESS_FIELDS))
     .where(_PROGRESS.c.person_id == bindparam("person_id"))

@@ -20,7 +20,7 @@ from sqlmodel import select as model_select
 
 from insights.metrics import week_key
 from storage import learning
-from storage.db import read_session, write_connection, write_session
+from storage.db import read_session, write_session
 from storage.driver import PreparedStatements, driver_transaction
 from storage.learning import AttemptResult, AttemptWrite, Progress
 from storage.models import Attempt, MemoryCard, PersonProgress
@@ -204,14 +204,14 @@ def _commit_elsewhere(engine: Engine, statement: Any, params: dict[str, Any]) ->
 
 
 @contextmanager
-def _answering(engine: Engine, via: Literal["driver", "connection"]) -> Iterator[learning.Executor]:
-    """The answer's one write transaction, on the driver path (MCQ picks) or a Core connection."""
+def _answering(engine: Engine, via: Literal["driver", "session"]) -> Iterator[learning.Executor]:
+    """The answer's one write transaction, on the driver path (every answer) or an ORM session."""
     if via == "driver":
         with driver_transaction(engine, PreparedStatements(engine.dialect)) as transaction:
             yield transaction
     else:
-        with write_connection(engine) as connection:
-            yield connection
+        with write_session(engine) as session:
+            yield session
 
 
 def _schedule(state: dict[str, Any] | None, card_id: int) -> tuple[dict[str, Any], datetime, bool]:
@@ -233,9 +233,9 @@ def _postgres_only(db: Database) -> None:
         )
 
 
-@pytest.mark.parametrize("via", ["driver", "connection"])
+@pytest.mark.parametrize("via", ["driver", "session"])
 def test_progress_changed_after_it_was_read_is_not_lost(
-    db: Database, via: Literal["driver", "connection"]
+    db: Database, via: Literal["driver", "session"]
 ) -> None:
     """Postgres only (on SQLite the write lock, taken at BEGIN IMMEDIATE, keeps progress still between the
     read and the write). The MCQ path reads progress with its other facts and passes it as ``before``; if
@@ -272,9 +272,9 @@ def test_progress_changed_after_it_was_read_is_not_lost(
     assert _stored_progress(db.engine, question.person_id) == Progress(25, W49, 25, 2, 2, WED)
 
 
-@pytest.mark.parametrize("via", ["driver", "connection"])
+@pytest.mark.parametrize("via", ["driver", "session"])
 def test_progress_created_after_it_was_read_as_absent_is_not_lost(
-    db: Database, via: Literal["driver", "connection"]
+    db: Database, via: Literal["driver", "session"]
 ) -> None:
     """Postgres only (on SQLite the write lock, taken at BEGIN IMMEDIATE, keeps progress still between the
     read and the write). A rep's first two answers at once: both read "no progress yet"; the second to
@@ -345,9 +345,9 @@ def _after_miss(engine: Engine, question: Question) -> bool:
     return attempt.after_miss
 
 
-@pytest.mark.parametrize("via", ["driver", "connection"])
+@pytest.mark.parametrize("via", ["driver", "session"])
 def test_a_card_made_after_it_was_read_as_absent_is_reviewed_not_duplicated(
-    db: Database, via: Literal["driver", "connection"]
+    db: Database, via: Literal["driver", "session"]
 ) -> None:
     """Postgres only (SQLite's write lock keeps the card still). Two first answers to one item (questions of
     two days) at once: both read "no card"; the second to write finds the card the first made and reviews
@@ -380,9 +380,9 @@ def test_a_card_made_after_it_was_read_as_absent_is_reviewed_not_duplicated(
     assert _after_miss(db.engine, question) is True
 
 
-@pytest.mark.parametrize("via", ["driver", "connection"])
+@pytest.mark.parametrize("via", ["driver", "session"])
 def test_a_card_reviewed_after_it_was_read_is_reviewed_again_from_what_is_stored(
-    db: Database, via: Literal["driver", "connection"]
+    db: Database, via: Literal["driver", "session"]
 ) -> None:
     """Postgres only (SQLite's write lock keeps the card still). If another answer reviewed the card after it
     was read, the update matches no row (its review count moved on) and the review is redone from the
