@@ -345,6 +345,24 @@ def _after_miss(engine: Engine, question: Question) -> bool:
     return attempt.after_miss
 
 
+def _question_with_a_card_reviewed_three_times(engine: Engine) -> Question:
+    """Rita's question, and her card for its item: reviewed three times, last rated Good."""
+    question = sent_question(engine)
+    with write_session(engine) as session:
+        session.add(
+            MemoryCard(
+                person_id=question.person_id,
+                item_id=question.item_id,
+                state={"from": "yesterday"},
+                due_at=SENT_AT,
+                last_rating=3,
+                reviews=3,
+                lapses=0,
+            )
+        )
+    return question
+
+
 @pytest.mark.parametrize("via", ["driver", "session"])
 def test_a_card_made_after_it_was_read_as_absent_is_reviewed_not_duplicated(
     db: Database, via: Literal["driver", "session"]
@@ -388,19 +406,7 @@ def test_a_card_reviewed_after_it_was_read_is_reviewed_again_from_what_is_stored
     was read, the update matches no row (its review count moved on) and the review is redone from the
     stored state under a lock: both reviews count, neither overwrites the other."""
     _postgres_only(db)
-    question = sent_question(db.engine)
-    with write_session(db.engine) as session:
-        session.add(
-            MemoryCard(
-                person_id=question.person_id,
-                item_id=question.item_id,
-                state={"from": "yesterday"},
-                due_at=SENT_AT,
-                last_rating=3,
-                reviews=3,
-                lapses=0,
-            )
-        )
+    question = _question_with_a_card_reviewed_three_times(db.engine)
     scheduler = _Scheduler()
 
     with _answering(db.engine, via) as session:
@@ -421,19 +427,7 @@ def test_a_card_reviewed_after_it_was_read_is_reviewed_again_from_what_is_stored
 
 def test_an_unchanged_card_is_reviewed_from_the_state_read_with_the_other_facts(db: Database) -> None:
     """The usual case, on both databases: one update from the state read before, no second scheduling."""
-    question = sent_question(db.engine)
-    with write_session(db.engine) as session:
-        session.add(
-            MemoryCard(
-                person_id=question.person_id,
-                item_id=question.item_id,
-                state={"from": "yesterday"},
-                due_at=SENT_AT,
-                last_rating=3,
-                reviews=3,
-                lapses=0,
-            )
-        )
+    question = _question_with_a_card_reviewed_three_times(db.engine)
     scheduler = _Scheduler()
     with _answering(db.engine, "driver") as session:
         before = learning.card_and_progress(session, person_id=question.person_id, item_id=question.item_id)
