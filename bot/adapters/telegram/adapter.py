@@ -154,27 +154,38 @@ class PacedRateLimiter(BaseRateLimiter[None]):
         self._max_retries = max_retries
         self._max_retry_wait = max_retry_wait
         self._global_next = 0.0
-        self._chat_next: dict[str, float] = {}
+        self._chat_sent: dict[str, float] = {}
+        self._chat_locks: dict[str, asyncio.Lock] = {}
         self._lock = asyncio.Lock()
 
     async def initialize(self) -> None:
         return None
 
     async def shutdown(self) -> None:
-        self._chat_next.clear()
+        self._chat_sent.clear()
+        self._chat_locks.clear()
 
-    async def _reserve(self, chat: str | None) -> float:
-        """Reserve a send slot; returns how long to sleep until it."""
+    async def _wait_for_turn(self, chat: str) -> None:
+        """Wait until the chat's last message is ``per_chat_interval`` old and an overall slot is due.
+
+        One message of a chat waits at a time, and the interval is measured from when the previous one
+        actually went out (after its own wait for an overall slot), so a chat never gets two messages
+        closer together than its interval; other chats are not held up by it.
+        """
         loop = asyncio.get_running_loop()
-        async with self._lock:
+        lock = self._chat_locks.setdefault(chat, asyncio.Lock())
+        async with lock:
+            last = self._chat_sent.get(chat)
+            if last is not None:
+                await asyncio.sleep(max(0.0, last + self._chat_interval - loop.time()))
+            await asyncio.sleep(await self._reserve_global())
             now = loop.time()
-            at = now
-            if chat is not None:
-                at = max(now, self._chat_next.get(chat, 0.0))
-                self._chat_next[chat] = at + self._chat_interval
-                if len(self._chat_next) > 10_000:
-                    self._chat_next = {k: v for k, v in self._chat_next.items() if v > now}
-            return at - now
+            self._chat_sent[chat] = now
+        if len(self._chat_sent) > 10_000:
+            idle = [k for k, sent in self._chat_sent.items() if sent + self._chat_interval < now]
+            for key in idle:
+                if not self._chat_locks[key].locked():
+                    del self._chat_sent[key], self._chat_locks[key]
 
     async def _reserve_global(self) -> float:
         loop = asyncio.get_running_loop()
@@ -198,8 +209,7 @@ class PacedRateLimiter(BaseRateLimiter[None]):
         attempt = 0
         while True:
             if chat is not None:
-                await asyncio.sleep(await self._reserve(chat))
-                await asyncio.sleep(await self._reserve_global())
+                await self._wait_for_turn(chat)
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
