@@ -78,7 +78,7 @@ class PreparedStatement:
         self._result_processors: list[Processor | None] | None = None
 
     def arguments(self, params: Mapping[str, Any] | None) -> Sequence[Any] | dict[str, Any]:
-        """The driver's parameters: the statement's own values, overridden by ``params``, processed."""
+        """The driver's parameters: the statement's own values and exactly its named ones, processed."""
         given = params.keys() if params else frozenset[str]()
         if self._required != given:
             missing, unknown = self._required - given, given - self._required
