@@ -7,6 +7,13 @@ warm-up, as a ratio to a raw sqlite3 transaction on the same kind of file with t
 an empty database and on one holding a year of history for 1,000 reps, whose medians should stay within
 20% of each other. Last, 200 answers arrive at once and the longest event-loop stall is printed.
 
+Each figure is the median of ``ROUNDS`` round medians, printed with the rounds' range: on a small shared
+VM one round's median moves by a third from the next one's (where the OS puts the threads, neighbours).
+The rounds alternate (raw transaction on a fresh copy of the file, empty database, database with history;
+each answer path round with a new storage thread and another rep), so a machine that speeds up or slows
+down during the run moves the three alike: measured one after the other, the empty database, measured
+first, came out 20% slower than the history one, on SQLite and on Postgres alike.
+
 Storage runs in a worker thread (the event loop must never wait on the database), and on a machine with
 several cores the OS usually runs that thread on another core than the loop: each answer then crosses
 cores twice, and its storage work runs with cold caches. On Linux the SQLite run is repeated with the
@@ -28,7 +35,8 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -65,8 +73,11 @@ from storage.scratch import scratch_postgres_database
 REPO = Path(__file__).resolve().parent.parent
 ANSWERS = 240
 WARMUP = 40
+ROUNDS = 5
 CONCURRENT = 200
-PINNED_REP = 11  # not one of the reps of the concurrent run (1-10)
+CONCURRENT_REPS = range(1, 11)
+MEASURED_REPS = range(20, 20 + ROUNDS)
+PINNED_REPS = range(40, 40 + ROUNDS)
 REPS = 1000
 HISTORY_DAYS = 250
 ANSWERS_PER_DAY = 3
@@ -329,20 +340,23 @@ def _answers(
 
 
 async def measure_answers(
-    engine: Engine, rep_ids: list[int], mcqs: list[tuple[int, int, int]], *, rep_index: int = 0
+    engine: Engine, rep_ids: list[int], mcqs: list[tuple[int, int, int]], *, rep_index: int
 ) -> tuple[float, float]:
-    """Median seconds per answer after warm-up, and storage seconds per answer."""
+    """Median seconds per answer after warm-up, and storage seconds per answer, for one rep's answers."""
     runner = TimingRunner()
     coach = _coach(engine, runner)
     events = _answers(engine, rep_index, rep_ids[rep_index], mcqs, ANSWERS + WARMUP)
     timings = []
-    for n, event in enumerate(events):
-        if n == WARMUP:
-            runner.seconds = 0.0
-        started = time.perf_counter()
-        await coach.handle(event)
-        if n >= WARMUP:
-            timings.append(time.perf_counter() - started)
+    try:
+        for n, event in enumerate(events):
+            if n == WARMUP:
+                runner.seconds = 0.0
+            started = time.perf_counter()
+            await coach.handle(event)
+            if n >= WARMUP:
+                timings.append(time.perf_counter() - started)
+    finally:
+        runner.close()
     with engine.connect() as connection:
         stored = connection.execute(
             text("SELECT count(*) FROM attempt WHERE person_id = :person AND idempotency_key LIKE 'bench:%'"),
@@ -352,15 +366,42 @@ async def measure_answers(
     return statistics.median(timings), runner.seconds / ANSWERS
 
 
+@dataclass(frozen=True)
+class Rounds:
+    """Round medians (seconds): their median is the figure, their range shows the noise."""
+
+    medians: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.medians)
+
+    def spread(self, digits: int = 2) -> str:
+        return f"rounds {min(self.medians) * 1000:.{digits}f}-{max(self.medians) * 1000:.{digits}f} ms"
+
+
+def measure_rounds(
+    engine: Engine, rep_ids: list[int], mcqs: list[tuple[int, int, int]], reps: range
+) -> tuple[Rounds, float]:
+    """One round per rep in ``reps``, each with its own runner; returns the rounds and storage per answer."""
+    medians, storage = [], []
+    for rep_index in reps:
+        median, seconds = asyncio.run(measure_answers(engine, rep_ids, mcqs, rep_index=rep_index))
+        medians.append(median)
+        storage.append(seconds)
+    return Rounds(medians), statistics.median(storage)
+
+
 async def measure_stall(
     engine: Engine, rep_ids: list[int], mcqs: list[tuple[int, int, int]]
 ) -> tuple[float, float]:
     """Longest event-loop stall (seconds) while CONCURRENT answers arrive at once, and the wall time."""
-    coach = _coach(engine, StorageRunner())
+    runner = StorageRunner()
+    coach = _coach(engine, runner)
     events = [
         event
-        for index in range(1, 11)
-        for event in _answers(engine, index, rep_ids[index], mcqs, CONCURRENT // 10)
+        for index in CONCURRENT_REPS
+        for event in _answers(engine, index, rep_ids[index], mcqs, CONCURRENT // len(CONCURRENT_REPS))
     ]
     worst = 0.0
     stop = asyncio.Event()
@@ -374,18 +415,20 @@ async def measure_stall(
 
     watcher = asyncio.create_task(monitor())
     started = time.perf_counter()
-    await asyncio.gather(*(coach.handle(event) for event in events))
-    elapsed = time.perf_counter() - started
-    stop.set()
-    await watcher
+    try:
+        await asyncio.gather(*(coach.handle(event) for event in events))
+        elapsed = time.perf_counter() - started
+    finally:
+        stop.set()
+        await watcher
+        runner.close()
     return worst, elapsed
 
 
 def raw_sqlite_baseline(path: Path, mcqs: list[tuple[int, int, int]]) -> float:
     """Median seconds for the bare transaction on a copy of the same kind of file."""
     engine = make_engine(f"sqlite:///{path}")
-    rep_ids, _ = [1], None
-    deliveries = open_questions(engine, rep_ids[0], mcqs, ANSWERS + WARMUP)
+    deliveries = open_questions(engine, 1, mcqs, ANSWERS + WARMUP)
     with engine.begin() as connection:
         connection.execute(
             insert(MemoryCard),
@@ -475,53 +518,70 @@ def pinned_to_one_cpu() -> Iterator[bool]:
         os.sched_setaffinity(0, allowed)
 
 
-@contextmanager
-def postgres_database() -> Iterator[str | None]:
-    server = os.environ.get("COACHBOT_BENCH_DATABASE_URL") or os.environ.get("COACHBOT_TEST_DATABASE_URL")
-    if not server:
-        yield None
-        return
-    with scratch_postgres_database(server, prefix="coachbot_bench") as url:
-        yield url
+def postgres_server() -> str | None:
+    return os.environ.get("COACHBOT_BENCH_DATABASE_URL") or os.environ.get("COACHBOT_TEST_DATABASE_URL")
 
 
-def run_backend(label: str, make: Callable[[], tuple[Engine, Callable[[], None]]], baseline: float) -> None:
-    medians = []
-    for history in (False, True):
-        engine, cleanup = make()
-        try:
-            rep_ids, mcqs = prepare(engine, history=history)
-            settle_garbage_collector()
-            median, storage = asyncio.run(measure_answers(engine, rep_ids, mcqs))
-            medians.append(median)
-            costs = component_costs(engine, mcqs)
-            what = "a year of history" if history else "an empty database"
+def run_backend(label: str, make: Callable[[], Engine], baseline: Callable[[int], float] | float) -> float:
+    """Measure one database, empty and with a year of history, in alternating rounds; returns the baseline.
+
+    ``baseline`` is the raw transaction's median, or a function measuring one raw round, then run before
+    each pair of rounds: a machine speeding up or slowing down during the run (CPU boost, neighbours, the
+    process warming up) then moves all three series alike.
+    """
+    engines: list[Engine] = []
+    try:
+        prepared = []
+        for history in (False, True):
+            engines.append(make())
+            prepared.append(prepare(engines[-1], history=history))
+        settle_garbage_collector()
+        raw: list[float] = []
+        medians: list[list[float]] = [[], []]
+        storage: list[list[float]] = [[], []]
+        for round_number, rep_index in enumerate(MEASURED_REPS):
+            if callable(baseline):
+                raw.append(baseline(round_number))
+            for which, (engine, (rep_ids, mcqs)) in enumerate(zip(engines, prepared, strict=True)):
+                median, seconds = asyncio.run(measure_answers(engine, rep_ids, mcqs, rep_index=rep_index))
+                medians[which].append(median)
+                storage[which].append(seconds)
+        if callable(baseline):
+            raw_rounds = Rounds(raw)
+            baseline = raw_rounds.median
+            print(f"  raw sqlite3 transaction: {baseline * 1000:.3f} ms ({raw_rounds.spread(3)})")
+        for which, what in enumerate(("an empty database", "a year of history")):
+            rounds = Rounds(medians[which])
+            costs = component_costs(engines[which], prepared[which][1])
             print(
-                f"  {label}, {what}: median {median * 1000:.2f} ms per answer = {median / baseline:.1f}x raw"
-                f" (storage {storage * 1000:.2f} ms; memory model {costs['memory model'] * 1e6:.0f} µs;"
+                f"  {label}, {what}: median {rounds.median * 1000:.2f} ms per answer"
+                f" = {rounds.median / baseline:.1f}x raw ({rounds.spread()};"
+                f" storage {statistics.median(storage[which]) * 1000:.2f} ms;"
+                f" memory model {costs['memory model'] * 1e6:.0f} µs;"
                 f" grading {costs['grading'] * 1e6:.1f} µs; rendering {costs['rendering'] * 1e6:.0f} µs)"
             )
-            if not history and label == "SQLite":
-                with pinned_to_one_cpu() as pinned:
-                    if pinned:
-                        alone, _ = asyncio.run(measure_answers(engine, rep_ids, mcqs, rep_index=PINNED_REP))
+        if label == "SQLite":
+            with pinned_to_one_cpu() as pinned:
                 if pinned:
-                    print(
-                        f"  {label}, {what}, loop and storage threads pinned to one CPU: median"
-                        f" {alone * 1000:.2f} ms = {alone / baseline:.1f}x raw (the rest of the figure above"
-                        " is the storage thread running on another core than the event loop)"
-                    )
-            if history:
-                stall, elapsed = asyncio.run(measure_stall(engine, rep_ids, mcqs))
+                    alone, _ = measure_rounds(engines[0], *prepared[0], PINNED_REPS)
+            if pinned:
                 print(
-                    f"  {label}: {CONCURRENT} concurrent answers in {elapsed * 1000:.0f} ms;"
-                    f" longest event-loop stall {stall * 1000:.1f} ms (aim: at most 50 ms)"
+                    f"  {label}, an empty database, loop and storage threads pinned to one CPU: median"
+                    f" {alone.median * 1000:.2f} ms = {alone.median / baseline:.1f}x raw"
+                    f" ({alone.spread()}; the rest of the figure above is the storage thread running on"
+                    " another core than the event loop)"
                 )
-        finally:
+        stall, elapsed = asyncio.run(measure_stall(engines[1], *prepared[1]))
+        print(
+            f"  {label}: {CONCURRENT} concurrent answers in {elapsed * 1000:.0f} ms;"
+            f" longest event-loop stall {stall * 1000:.1f} ms (aim: at most 50 ms)"
+        )
+        empty, full = (Rounds(series).median for series in medians)
+        print(f"  {label}: history vs empty {abs(full - empty) / empty:.0%} apart (aim: within 20%)")
+        return baseline
+    finally:
+        for engine in engines:
             engine.dispose()
-            cleanup()
-    drift = abs(medians[1] - medians[0]) / medians[0]
-    print(f"  {label}: history vs empty {drift:.0%} apart (aim: within 20%)")
 
 
 def main() -> None:
@@ -531,29 +591,28 @@ def main() -> None:
         engine = make_engine(f"sqlite:///{template}")
         _, mcqs = prepare(engine, history=False)
         engine.dispose()
-        copy = folder / "baseline.db"
-        shutil.copyfile(template, copy)
-        baseline = raw_sqlite_baseline(copy, mcqs)
-        print(f"answer path, median of {ANSWERS} answers after {WARMUP} warm-up:")
-        print(f"  raw sqlite3 transaction: {baseline * 1000:.3f} ms")
+
+        def raw_round(round_number: int) -> float:
+            copy = folder / f"baseline{round_number}.db"
+            shutil.copyfile(template, copy)
+            return raw_sqlite_baseline(copy, mcqs)
+
         counter = iter(range(1000))
 
-        def sqlite_engine() -> tuple[Engine, Callable[[], None]]:
-            path = folder / f"run{next(counter)}.db"
-            return make_engine(f"sqlite:///{path}"), lambda: None
+        def sqlite_engine() -> Engine:
+            return make_engine(f"sqlite:///{folder / f'run{next(counter)}.db'}")
 
-        run_backend("SQLite", sqlite_engine, baseline)
-        with postgres_database() as url:
-            if url is None:
-                print("  Postgres: skipped (set COACHBOT_BENCH_DATABASE_URL or COACHBOT_TEST_DATABASE_URL)")
-                return
+        print(f"answer path, median of {ROUNDS} rounds of {ANSWERS} answers each, after {WARMUP} warm-up:")
+        baseline = run_backend("SQLite", sqlite_engine, raw_round)
+        server = postgres_server()
+        if server is None:
+            print("  Postgres: skipped (set COACHBOT_BENCH_DATABASE_URL or COACHBOT_TEST_DATABASE_URL)")
+            return
+        with ExitStack() as databases:
 
-            def pg_engine() -> tuple[Engine, Callable[[], None]]:
-                engine = make_engine(url)
-                with engine.begin() as connection:
-                    connection.execute(text("DROP SCHEMA public CASCADE"))
-                    connection.execute(text("CREATE SCHEMA public"))
-                return engine, lambda: None
+            def pg_engine() -> Engine:
+                url = databases.enter_context(scratch_postgres_database(server, prefix="coachbot_bench"))
+                return make_engine(url)
 
             run_backend("Postgres", pg_engine, baseline)
     finally:
