@@ -7,8 +7,9 @@ warm-up, as a ratio to a raw sqlite3 transaction on the same kind of file with t
 an empty database and on one holding a year of history for 1,000 reps, whose medians should stay within
 20% of each other. Last, 200 answers arrive at once and the longest event-loop stall is printed.
 
-Each figure is the median of ``ROUNDS`` round medians, printed with the rounds' range: on a small shared
-VM one round's median moves by a third from the next one's (where the OS puts the threads, neighbours).
+Each figure is the median of all the answers of ``ROUNDS`` rounds, printed with the range of the round
+medians: on a small shared VM one round's median moves by a third from the next one's (where the OS puts
+the threads, neighbours).
 The rounds alternate (raw transaction on a fresh copy of the file, empty database, database with history;
 each answer path round with a new storage thread and another rep), so a machine that speeds up or slows
 down during the run moves the three alike: measured one after the other, the empty database, measured
@@ -36,7 +37,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -341,8 +342,8 @@ def _answers(
 
 async def measure_answers(
     engine: Engine, rep_ids: list[int], mcqs: list[tuple[int, int, int]], *, rep_index: int
-) -> tuple[float, float]:
-    """Median seconds per answer after warm-up, and storage seconds per answer, for one rep's answers."""
+) -> tuple[list[float], float]:
+    """Seconds per answer after warm-up, and storage seconds per answer, for one rep's answers."""
     runner = TimingRunner()
     coach = _coach(engine, runner)
     events = _answers(engine, rep_index, rep_ids[rep_index], mcqs, ANSWERS + WARMUP)
@@ -363,33 +364,34 @@ async def measure_answers(
             {"person": rep_ids[rep_index]},
         ).scalar_one()
     assert stored == ANSWERS + WARMUP, f"expected every answer stored, found {stored}"
-    return statistics.median(timings), runner.seconds / ANSWERS
+    return timings, runner.seconds / ANSWERS
 
 
-@dataclass(frozen=True)
+@dataclass
 class Rounds:
-    """Round medians (seconds): their median is the figure, their range shows the noise."""
+    """Seconds per answer, by round: the median of them all is the figure, the round medians the noise."""
 
-    medians: list[float]
+    rounds: list[list[float]] = field(default_factory=list)
 
     @property
     def median(self) -> float:
-        return statistics.median(self.medians)
+        return statistics.median(timing for timings in self.rounds for timing in timings)
 
     def spread(self, digits: int = 2) -> str:
-        return f"rounds {min(self.medians) * 1000:.{digits}f}-{max(self.medians) * 1000:.{digits}f} ms"
+        medians = [statistics.median(timings) * 1000 for timings in self.rounds]
+        return f"round medians {min(medians):.{digits}f}-{max(medians):.{digits}f} ms"
 
 
 def measure_rounds(
     engine: Engine, rep_ids: list[int], mcqs: list[tuple[int, int, int]], reps: range
 ) -> tuple[Rounds, float]:
     """One round per rep in ``reps``, each with its own runner; returns the rounds and storage per answer."""
-    medians, storage = [], []
+    rounds, storage = Rounds(), []
     for rep_index in reps:
-        median, seconds = asyncio.run(measure_answers(engine, rep_ids, mcqs, rep_index=rep_index))
-        medians.append(median)
+        timings, seconds = asyncio.run(measure_answers(engine, rep_ids, mcqs, rep_index=rep_index))
+        rounds.rounds.append(timings)
         storage.append(seconds)
-    return Rounds(medians), statistics.median(storage)
+    return rounds, statistics.median(storage)
 
 
 async def measure_stall(
@@ -425,8 +427,8 @@ async def measure_stall(
     return worst, elapsed
 
 
-def raw_sqlite_baseline(path: Path, mcqs: list[tuple[int, int, int]]) -> float:
-    """Median seconds for the bare transaction on a copy of the same kind of file."""
+def raw_sqlite_baseline(path: Path, mcqs: list[tuple[int, int, int]]) -> list[float]:
+    """Seconds per bare transaction after warm-up, on a copy of the same kind of file."""
     engine = make_engine(f"sqlite:///{path}")
     deliveries = open_questions(engine, 1, mcqs, ANSWERS + WARMUP)
     with engine.begin() as connection:
@@ -464,7 +466,7 @@ def raw_sqlite_baseline(path: Path, mcqs: list[tuple[int, int, int]]) -> float:
         if n >= WARMUP:
             timings.append(time.perf_counter() - started)
     raw.close()
-    return statistics.median(timings)
+    return timings
 
 
 def component_costs(engine: Engine, mcqs: list[tuple[int, int, int]]) -> dict[str, float]:
@@ -522,7 +524,9 @@ def postgres_server() -> str | None:
     return os.environ.get("COACHBOT_BENCH_DATABASE_URL") or os.environ.get("COACHBOT_TEST_DATABASE_URL")
 
 
-def run_backend(label: str, make: Callable[[], Engine], baseline: Callable[[int], float] | float) -> float:
+def run_backend(
+    label: str, make: Callable[[], Engine], baseline: Callable[[int], list[float]] | float
+) -> float:
     """Measure one database, empty and with a year of history, in alternating rounds; returns the baseline.
 
     ``baseline`` is the raw transaction's median, or a function measuring one raw round, then run before
@@ -536,22 +540,21 @@ def run_backend(label: str, make: Callable[[], Engine], baseline: Callable[[int]
             engines.append(make())
             prepared.append(prepare(engines[-1], history=history))
         settle_garbage_collector()
-        raw: list[float] = []
-        medians: list[list[float]] = [[], []]
+        raw = Rounds()
+        measured = [Rounds(), Rounds()]
         storage: list[list[float]] = [[], []]
         for round_number, rep_index in enumerate(MEASURED_REPS):
             if callable(baseline):
-                raw.append(baseline(round_number))
+                raw.rounds.append(baseline(round_number))
             for which, (engine, (rep_ids, mcqs)) in enumerate(zip(engines, prepared, strict=True)):
-                median, seconds = asyncio.run(measure_answers(engine, rep_ids, mcqs, rep_index=rep_index))
-                medians[which].append(median)
+                timings, seconds = asyncio.run(measure_answers(engine, rep_ids, mcqs, rep_index=rep_index))
+                measured[which].rounds.append(timings)
                 storage[which].append(seconds)
         if callable(baseline):
-            raw_rounds = Rounds(raw)
-            baseline = raw_rounds.median
-            print(f"  raw sqlite3 transaction: {baseline * 1000:.3f} ms ({raw_rounds.spread(3)})")
+            baseline = raw.median
+            print(f"  raw sqlite3 transaction: {baseline * 1000:.3f} ms ({raw.spread(3)})")
         for which, what in enumerate(("an empty database", "a year of history")):
-            rounds = Rounds(medians[which])
+            rounds = measured[which]
             costs = component_costs(engines[which], prepared[which][1])
             print(
                 f"  {label}, {what}: median {rounds.median * 1000:.2f} ms per answer"
@@ -576,7 +579,7 @@ def run_backend(label: str, make: Callable[[], Engine], baseline: Callable[[int]
             f"  {label}: {CONCURRENT} concurrent answers in {elapsed * 1000:.0f} ms;"
             f" longest event-loop stall {stall * 1000:.1f} ms (aim: at most 50 ms)"
         )
-        empty, full = (Rounds(series).median for series in medians)
+        empty, full = (rounds.median for rounds in measured)
         print(f"  {label}: history vs empty {abs(full - empty) / empty:.0%} apart (aim: within 20%)")
         return baseline
     finally:
@@ -592,7 +595,7 @@ def main() -> None:
         _, mcqs = prepare(engine, history=False)
         engine.dispose()
 
-        def raw_round(round_number: int) -> float:
+        def raw_round(round_number: int) -> list[float]:
             copy = folder / f"baseline{round_number}.db"
             shutil.copyfile(template, copy)
             return raw_sqlite_baseline(copy, mcqs)
@@ -602,7 +605,9 @@ def main() -> None:
         def sqlite_engine() -> Engine:
             return make_engine(f"sqlite:///{folder / f'run{next(counter)}.db'}")
 
-        print(f"answer path, median of {ROUNDS} rounds of {ANSWERS} answers each, after {WARMUP} warm-up:")
+        print(
+            f"answer path, median of {ROUNDS} rounds x {ANSWERS} answers (each round after {WARMUP} warm-up):"
+        )
         baseline = run_backend("SQLite", sqlite_engine, raw_round)
         server = postgres_server()
         if server is None:
