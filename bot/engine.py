@@ -55,6 +55,7 @@ FAST_BONUS = 5
 EFFORT_POINTS = 1
 TIME_SPENT_CAP = 3
 _NUMBERED_ANSWER = re.compile(r"^\s*(\d{1,2})\s*[:.)\-]\s*(.+)$", re.DOTALL)
+_TYPED_NUMBER = re.compile(r"\s*#?(\d{1,2})\s*[.)]?\s*")
 
 
 SILENT = Message(())
@@ -194,8 +195,11 @@ class Coach:
             await self._file(person, event)
         else:
             command = parse_command(event.text)
+            typed_number = _TYPED_NUMBER.fullmatch(event.text)
             if command is not None and event.reply_to_delivery is None:
                 await self._command(person, event, command.name, command.args)
+            elif typed_number is not None:
+                await self._typed_pick(person, event, int(typed_number[1]))
             else:
                 await self._answer_text(loaded, event)
 
@@ -432,7 +436,7 @@ class Coach:
             assert context.sent_at is not None
             body = context.body
             if body["type"] != "mcq":
-                return _ChoiceOutcome(message("That one is a role-play: reply in your own words."))
+                return _ChoiceOutcome(replies.ROLEPLAY_NEEDS_WORDS)
             options = body["options"]
             if not 0 <= event.option_index < len(options):
                 return _ChoiceOutcome(message(f"Pick a number from 1 to {len(options)}."))
@@ -469,6 +473,40 @@ class Coach:
             if status != "recorded":
                 return _ChoiceOutcome(replies.ALREADY_ANSWERED if status == "already_answered" else SILENT)
             return _ChoiceOutcome(None, person, context, recorded, points)
+
+    async def _typed_pick(self, person: learning.PersonView, event: TextEvent, number: int) -> None:
+        """A number typed instead of pressed picks that option, as the button would (the help says so).
+
+        It answers the question it replies to, else the newest open multiple-choice question; it is never
+        taken as a role-play answer. The pick keeps the message's idempotency key, so a replay that finds
+        another question open now changes nothing there either (the key is stored once) and stays silent.
+        """
+        to = event.sender
+        delivery_id = event.reply_to_delivery
+        if delivery_id is None:
+            person_id = person.id
+            since = event.received_at - self._config.expire_after
+            open_questions = await self._read(
+                lambda s: learning.open_questions(s, person_id=person_id, sent_after=since)
+            )
+            mcqs = [question for question in open_questions if question.body["type"] == "mcq"]
+            if mcqs:
+                delivery_id = mcqs[-1].delivery_id
+            elif len(open_questions) > 1:
+                scenarios = [question.body["scenario"] for question in open_questions]
+                await self._say(to, replies.which_roleplay(scenarios))
+                return
+            else:
+                await self._say(to, replies.ROLEPLAY_NEEDS_WORDS if open_questions else replies.SHORT_HELP)
+                return
+        pick = ChoiceEvent(
+            sender=to,
+            key=event.key,
+            received_at=event.received_at,
+            delivery_id=delivery_id,
+            option_index=number - 1,
+        )
+        await self._answer_choice(pick)
 
     async def _answer_text(self, loaded: _Loaded, event: TextEvent) -> None:
         to = event.sender

@@ -31,6 +31,7 @@ ALREADY_ANSWERED = message("You've already answered that one. Send ", bold("quiz
 EXPIRED = message("That question has expired. Send ", bold("quiz"), " for a fresh one.")
 OUR_FAULT = message("Sorry — something went wrong on my side. Please try that again in a minute.")
 NOTHING_TO_PRACTISE = message("There's nothing to practise right now — your team has no content yet.")
+ROLEPLAY_NEEDS_WORDS = message("That one is a role-play: reply in your own words.")
 NO_MORE_TODAY = message("You've practised everything available for now. Great work — come back tomorrow!")
 
 

@@ -1012,6 +1012,100 @@ async def test_bad_picks_from_a_platform_are_refused_and_change_nothing(rita: Tr
     assert snapshot(rita.engine) == before
 
 
+# --- a number typed on Slack or Telegram instead of pressing its button ------------------------------
+ROLEPLAY_NEEDS_WORDS = "bot> That one is a role-play: reply in your own words."
+
+
+@pytest.mark.parametrize("typed", ["2", " 2 ", "2)", "2.", "#2"])
+async def test_a_number_typed_on_a_platform_picks_that_option(rita: Transcript, typed: str) -> None:
+    await rita.play(
+        [("quiz", OB_1), (typed, _correct_ob_1(points=15, streak=1, week=15))], typed_on_a_platform=True
+    )
+    (attempt,) = attempts_of(rita)
+    assert (attempt.choice_index, attempt.correct) == (1, True)
+
+
+async def test_a_typed_number_answers_the_newest_open_question(rita: Transcript) -> None:
+    """Two questions open (a session's and a previewed one): the number answers the one sent last."""
+    assert expected_text(await rita.start_item("ob-1")) == expected_text(OB_1)
+    assert expected_text(await rita.start_item("ob-2")) == expected_text(OB_2)
+    await rita.play(
+        [
+            ("1", _correct_ob_2(points=15, streak=1, week=15)),
+            ("2", _correct_ob_1(points=15, streak=1, week=30)),
+            ("2", SHORT_HELP),
+        ],
+        typed_on_a_platform=True,
+    )
+
+
+async def test_a_typed_number_in_reply_to_a_question_answers_that_one(rita: Transcript) -> None:
+    assert expected_text(await rita.start_item("ob-1")) == expected_text(OB_1)
+    first = rita.last_delivery().id
+    assert expected_text(await rita.start_item("ob-2")) == expected_text(OB_2)
+    reply = rita.text("2", reply_to=first)
+    correct = _correct_ob_1(points=15, streak=1, week=15)
+    assert expected_text(await rita.handle(reply)) == expected_text(correct)
+    (attempt,) = attempts_of(rita)
+    assert attempt.delivery_id == first
+
+
+async def test_a_typed_number_is_never_a_roleplay_answer(rita: Transcript) -> None:
+    """With an MCQ and a role-play open the number goes to the MCQ; with only role-plays, nowhere."""
+    assert expected_text(await rita.start_item("ob-1")) == expected_text(OB_1)
+    assert expected_text(await rita.start_item("ob-rp")) == expected_text(OB_RP)
+    await rita.play([("2", _correct_ob_1(points=15, streak=1, week=15))], typed_on_a_platform=True)
+    before = snapshot(rita.engine)
+    await rita.play([("2", ROLEPLAY_NEEDS_WORDS)], typed_on_a_platform=True)
+    assert expected_text(await rita.start_item("co-rp")) == expected_text(CO_RP)
+    await rita.play(
+        [
+            (
+                "1",
+                """
+                bot> You have 2 open role-plays:
+                     1) Dr. Weber: 'Your drug costs too much.'
+                     2) Dr. Roth: 'Will it fix my patient's heart?'
+                     Start your answer with its number, e.g. 1: I understand your concern…
+                """,
+            )
+        ],
+        typed_on_a_platform=True,
+    )
+    roleplay = rita.deliveries()[1].id
+    assert roleplay is not None
+    assert expected_text(await rita.handle(rita.text("1", reply_to=roleplay))) == ROLEPLAY_NEEDS_WORDS
+    after = snapshot(rita.engine)
+    assert after["attempt"] == before["attempt"]
+    assert rita.attempts() == 1
+
+
+async def test_a_typed_number_out_of_range_asks_for_a_valid_pick(rita: Transcript) -> None:
+    await rita.play(
+        [
+            ("quiz", OB_1),
+            ("4", "bot> Pick a number from 1 to 3."),
+            ("0", "bot> Pick a number from 1 to 3."),
+            ("2", _correct_ob_1(points=15, streak=1, week=15)),
+        ],
+        typed_on_a_platform=True,
+    )
+    assert rita.attempts() == 1
+
+
+async def test_a_replayed_typed_number_is_silent_and_answers_nothing_else(rita: Transcript) -> None:
+    """Recorded once; the replay must not answer the question that is now the newest open one."""
+    assert expected_text(await rita.start_item("ob-1")) == expected_text(OB_1)
+    assert expected_text(await rita.start_item("ob-2")) == expected_text(OB_2)
+    typed = rita.text("1")
+    correct = _correct_ob_2(points=15, streak=1, week=15)
+    assert expected_text(await rita.handle(typed)) == expected_text(correct)
+    before = snapshot(rita.engine)
+    assert await rita.handle(typed) == ""
+    assert snapshot(rita.engine) == before
+    assert rita.attempts() == 1
+
+
 async def test_an_admin_without_a_team(db: Database) -> None:
     load_content(db.engine)
     ada = Transcript.start(db.engine, "ada@example.com")

@@ -161,10 +161,15 @@ class Transcript:
         await self.coach.handle(event)
         return self.out.getvalue()[before:]
 
-    async def play(self, rows: Sequence[Row]) -> None:
-        """Assert a conversation: each row is (what the rep sends, the bot's whole answer)."""
+    async def play(self, rows: Sequence[Row], *, typed_on_a_platform: bool = False) -> None:
+        """Assert a conversation: each row is (what the rep sends, the bot's whole answer).
+
+        ``typed_on_a_platform``: each line arrives as text typed in Slack or Telegram does, a
+        :class:`TextEvent` (the console turns a number into a pick of the last question it showed).
+        """
         for number, (line, answer) in enumerate(rows, start=1):
-            actual = _trim(await self.say(line))
+            event = self.text(line) if typed_on_a_platform else self.event(line)
+            actual = _trim(await self.handle(event))
             expected = expected_text(answer)
             assert actual == expected, (
                 f"row {number}: the rep sent {line!r}\n"
@@ -189,9 +194,16 @@ class Transcript:
             option_index=option_index,
         )
 
-    def text(self, text: str) -> TextEvent:
+    def text(self, text: str, *, reply_to: int | None = None) -> TextEvent:
+        """Text as typed on a chat platform (``reply_to``: the question it replies to); the clock steps."""
         self.clock.advance(self.step)
-        return TextEvent(sender=self.address, key=self.next_key(), received_at=self.clock(), text=text)
+        return TextEvent(
+            sender=self.address,
+            key=self.next_key(),
+            received_at=self.clock(),
+            text=text,
+            reply_to_delivery=reply_to,
+        )
 
     # --- looking at the database ----------------------------------------------------------------
 
