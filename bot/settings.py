@@ -17,6 +17,9 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)\s*$", re.IGNORE
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 _WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 MIN_API_TOKEN_LENGTH = 16
+SLACK_APP_TOKEN_PREFIX = "xapp-"  # noqa: S105 (a prefix, not a secret)
+"""Slack's app-level tokens, which Socket Mode needs, start with this
+(https://api.slack.com/authentication/token-types#app-level)."""
 
 
 class SettingsError(Exception):
@@ -151,6 +154,16 @@ class Settings(BaseSettings):
     def _webhook_secret_shape(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not _WEBHOOK_SECRET.match(value.get_secret_value()):
             raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_level_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(SLACK_APP_TOKEN_PREFIX):
+            raise ValueError(
+                "expected the app-level token (xapp-...) with the connections:write scope; "
+                "the bot token (xoxb-...) goes in SLACK_BOT_TOKEN"
+            )
         return value
 
     @field_validator("slack_api_url", "telegram_api_base_url", "telegram_webhook_url", "openai_base_url")

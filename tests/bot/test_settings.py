@@ -135,6 +135,8 @@ BAD_VALUES = [
     pytest.param("TELEGRAM_WEBHOOK_SECRET", "s3cr3t with-a-space", id="webhook-secret-space"),
     pytest.param("TELEGRAM_WEBHOOK_SECRET", "Zx9" * 100, id="webhook-secret-300-chars"),
     pytest.param("SLACK_API_URL", "ftp://s3cr3t-host.example/api", id="slack-url-not-http"),
+    pytest.param("SLACK_APP_TOKEN", "xoxb-111-222-Sl4ckB0tT0ken", id="slack-bot-token-as-app-token"),
+    pytest.param("SLACK_APP_TOKEN", "A0COACH-Sl4ckT0ken", id="slack-app-token-without-prefix"),
     pytest.param("OPENAI_BASE_URL", "file:///etc/s3cr3t-Vb2n", id="openai-url-not-http"),
     pytest.param("DATABASE_URL", "mysql://admin:hunter2-Pw9x@db.internal/coachbot", id="mysql-url"),
     pytest.param("COACHBOT_LOG_LEVEL", "LOUD-s3cr3t", id="log-level"),
@@ -301,6 +303,16 @@ def test_incomplete_platform_settings_name_the_missing_variable(values: dict[str
     with pytest.raises(SettingsError) as caught:
         load_settings(_env_file=None, **values)
     assert caught.value.lines == [line]
+
+
+def test_a_bot_token_in_slack_app_token_says_which_token_goes_where() -> None:
+    """Socket Mode needs the app-level token; with the bot token, Slack answers not_allowed_token_type."""
+    error = _error_for(SLACK_BOT_TOKEN="xoxb-1-2-Sl4ckB0tT0ken", SLACK_APP_TOKEN="xoxb-1-2-Sl4ckB0tT0ken")
+    assert error.lines == [
+        "SLACK_APP_TOKEN: expected the app-level token (xapp-...) with the connections:write scope; "
+        "the bot token (xoxb-...) goes in SLACK_BOT_TOKEN"
+    ]
+    assert "Sl4ckB0tT0ken" not in str(error)
 
 
 def test_socket_mode_needs_no_signing_secret() -> None:

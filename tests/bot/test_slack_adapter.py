@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -351,6 +352,107 @@ async def test_ignored_payloads_are_acknowledged_and_store_nothing(slack: Harnes
     assert (await slack.event(body)).status_code == 200
     assert snapshot(slack.engine) == before
     assert [c.method for c in slack.server.calls[calls:] if c.method != "auth.test"] == []
+
+
+USER = {"id": RITA, "username": "rita", "name": "rita", "team_id": TEAM_ID}
+TEAM = {"id": TEAM_ID, "domain": "coach-test"}
+UNHANDLED = [
+    "global_shortcut",
+    "message_shortcut",
+    "other_view_submission",
+    "view_closed",
+    "block_suggestion",
+    "other_command",
+]
+"""Payloads the bot has no listener of its own for: each is acknowledged, gets no reply, stores nothing."""
+
+
+def unhandled(name: str) -> tuple[str, dict[str, Any]]:
+    """One of :data:`UNHANDLED` as Slack sends it: ``("command", the slash command's fields)`` or
+    ``("interactive", the interaction payload)``. Shapes from
+    https://api.slack.com/reference/interaction-payloads and
+    https://api.slack.com/interactivity/slash-commands#app_command_handling."""
+    common = {"api_app_id": "A0COACH", "token": "verification-token-unused", "team": TEAM}
+    if name == "global_shortcut":  # https://api.slack.com/reference/interaction-payloads/shortcuts
+        return "interactive", common | {
+            "type": "shortcut",
+            "callback_id": "create_task",
+            "trigger_id": "1111111111.2222222222.shortcut0001",
+            "action_ts": "1700000300.000100",
+            "user": {"id": RITA, "username": "rita", "team_id": TEAM_ID},
+            "enterprise": None,
+            "is_enterprise_install": False,
+        }
+    if name == "message_shortcut":
+        return "interactive", common | {
+            "type": "message_action",
+            "callback_id": "save_message",
+            "trigger_id": "1111111111.2222222222.shortcut0002",
+            "action_ts": "1700000300.000200",
+            "message_ts": "1700000001.000100",
+            "response_url": "https://hooks.slack.com/app/T0COACH/2/jkl",
+            "user": {"id": RITA, "name": "rita"},
+            "channel": {"id": DM, "name": "directmessage"},
+            "message": {"type": "message", "user": RITA, "text": "quiz", "ts": "1700000001.000100"},
+        }
+    if name == "other_view_submission":  # a modal of another app feature, with an answer-like state
+        submission = fixture("view_submission")
+        submission["view"] |= {"id": "V0OTHER001", "callback_id": "feedback_modal"}
+        return "interactive", submission
+    if name == "view_closed":  # https://api.slack.com/reference/interaction-payloads/views#view_closed
+        view = fixture("view_submission")["view"]  # the answer modal, closed instead of submitted
+        return "interactive", common | {
+            "type": "view_closed",
+            "user": USER,
+            "view": view,
+            "is_cleared": False,
+        }
+    if name == "block_suggestion":  # https://api.slack.com/reference/block-kit/block-elements#external_select
+        return "interactive", common | {
+            "type": "block_suggestion",
+            "user": USER,
+            "container": {"type": "view", "view_id": "V0OTHER001"},
+            "action_id": "pick_account",
+            "block_id": "account",
+            "value": "rao",
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "view": fixture("view_submission")["view"] | {"id": "V0OTHER001", "callback_id": "log_modal"},
+        }
+    if name == "other_command":
+        fields = fixture("slash_command") | {"command": "/other", "text": "quiz"}
+        return "command", fields | {"trigger_id": "1111111111.2222222222.command0002"}
+    raise ValueError(name)
+
+
+def unhandled_ack(name: str) -> dict[str, Any] | None:
+    """What the acknowledgement carries: an options request is answered with no options, the rest with
+    nothing (which closes a submitted modal)."""
+    return {"options": []} if name == "block_suggestion" else None
+
+
+@pytest.mark.parametrize("name", UNHANDLED)
+async def test_payloads_without_a_listener_get_200_no_reply_and_store_nothing(
+    slack: Harness, name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without a catch-all, Bolt answers these 404 ("unhandled request") and Slack shows the person an
+    error."""
+    await bound(slack)
+    kind, payload = unhandled(name)
+    before = snapshot(slack.engine)
+    calls = len(slack.server.calls)
+    caplog.set_level(logging.INFO)
+    if kind == "command":
+        response = await slack.post(urlencode(payload), "application/x-www-form-urlencoded")
+    else:
+        response = await slack.interaction(payload)
+    assert response.status_code == 200
+    body = response.json() if response.content not in (b"", b"null") else None
+    assert body == unhandled_ack(name)
+    assert [c.method for c in slack.server.calls[calls:] if c.method != "auth.test"] == []
+    assert snapshot(slack.engine) == before
+    problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert problems == [], [r.getMessage() for r in problems]
 
 
 async def test_an_unknown_user_is_told_to_ask_an_admin_and_nothing_is_written(slack: Harness) -> None:

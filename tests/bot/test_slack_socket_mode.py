@@ -18,6 +18,8 @@ import gc
 import itertools
 import json
 import logging
+import os
+import sys
 import warnings
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -26,12 +28,16 @@ from typing import Any
 
 import pytest
 from aiohttp import WSCloseCode
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from bot.adapters.slack import SlackAdapter
+from bot.adapters.slack import adapter as slack_adapter
+from bot.adapters.slack.adapter import SlackStartError
+from bot.adapters.slack.service import SlackService
 from bot.engine import Coach, CoachConfig
 from bot.grading import RubricGrader
 from scheduler import memory
@@ -39,10 +45,19 @@ from storage import learning
 from storage.db import read_session
 from storage.models import Attempt, Delivery
 from storage.runner import StorageRunner
+from tests.bot.test_run import free_port
+from tests.bot.test_slack_adapter import UNHANDLED, unhandled, unhandled_ack
 from tests.bot.transcript import EXPIRE_AFTER, STEP, Clock, expected_text, load_content
 from tests.conftest import Database, snapshot
 from tests.fakes.slack_server import BOT_ID, BOT_TOKEN, BOT_USER_ID, Call
-from tests.fakes.slack_socket_mode import APP_TOKEN, OPEN, Ack, FakeSocketModeServer
+from tests.fakes.slack_socket_mode import (
+    APP_TOKEN,
+    OPEN,
+    Ack,
+    FakeSocketModeServer,
+    SilentServer,
+    unused_port,
+)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "slack"
 RITA = "U0RITA"
@@ -50,6 +65,9 @@ DM = "DU0RITA"
 SLACK_USERS = {"rita@example.com": RITA, "ben@example.com": "U0BEN"}
 START_TIMEOUT = 10.0
 """``connect_async`` retries for ever when it cannot connect: bound start-up so a broken fake fails fast."""
+REVOKED_APP_TOKEN = "xapp-1-A0COACH-1-revoked"
+CONNECT_TIMEOUT = 0.5
+"""The adapter's ``connect_timeout`` in the tests of a URL that does not connect."""
 
 HELP = """
     bot> *coachbot* — practise in a few minutes a day.
@@ -303,6 +321,203 @@ async def test_the_fake_opens_connections_only_for_the_app_token() -> None:
         ]
 
 
+# --- start-up failures ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def handlers(monkeypatch: pytest.MonkeyPatch) -> list[AsyncSocketModeHandler]:
+    """Every Socket Mode handler the adapter creates, to check that a failed start closed it."""
+    made: list[AsyncSocketModeHandler] = []
+
+    class Recorded(AsyncSocketModeHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(slack_adapter, "AsyncSocketModeHandler", Recorded)
+    return made
+
+
+def socket_adapter(
+    db: Database, server: FakeSocketModeServer, app_token: str, connect_timeout: float = CONNECT_TIMEOUT
+) -> SlackAdapter:
+    return SlackAdapter(
+        token=BOT_TOKEN,
+        app_token=app_token,
+        engine=db.engine,
+        runner=StorageRunner(),
+        api_url=server.api_url,
+        pace_seconds=0.0,
+        connect_timeout=connect_timeout,
+    )
+
+
+async def closed_and_gone(server: FakeSocketModeServer, handler: AsyncSocketModeHandler) -> None:
+    """The handler's Socket Mode client is closed, with its aiohttp session, and none of its tasks runs."""
+    client = handler.client
+    assert client.closed
+    assert client.current_session is None or client.current_session.closed
+    assert client.aiohttp_client_session.closed
+    await server.wait_for(lambda: not pending_tasks())
+    assert server.live == []
+
+
+@pytest.mark.parametrize(
+    ("app_token", "error"),
+    [
+        pytest.param(BOT_TOKEN, "not_allowed_token_type", id="bot-token-as-app-token"),
+        pytest.param(REVOKED_APP_TOKEN, "invalid_auth", id="unknown-app-token"),
+    ],
+)
+async def test_a_wrong_app_token_fails_start_at_once_naming_the_setting(
+    db: Database,
+    handlers: list[AsyncSocketModeHandler],
+    caplog: pytest.LogCaptureFixture,
+    app_token: str,
+    error: str,
+) -> None:
+    """slack-sdk's client would retry apps.connections.open every 10 s for ever: the adapter asks once
+    itself, and a refusal is a :class:`SlackStartError` before any Socket Mode client exists."""
+    caplog.set_level(logging.DEBUG)
+    async with FakeSocketModeServer() as server:
+        adapter = socket_adapter(db, server, app_token)
+        before = snapshot(db.engine)
+        caplog.clear()
+        with pytest.raises(SlackStartError) as caught:
+            await asyncio.wait_for(adapter.start(), START_TIMEOUT)
+        assert caught.value.setting == "SLACK_APP_TOKEN"
+        assert caught.value.error == error
+        message = str(caught.value)
+        assert message.startswith(f"SLACK_APP_TOKEN: Slack refused it at apps.connections.open ({error})")
+        assert app_token not in message
+        assert not adapter.started
+        assert [c.authorization for c in server.of(OPEN)] == [f"Bearer {app_token}"]
+        assert handlers == []  # no Socket Mode client, so no task, session or retry loop
+        assert server.connections == []
+        assert not pending_tasks()
+        assert snapshot(db.engine) == before
+        await adapter.stop()  # harmless after a failed start
+    problems = [r for r in caplog.records if r.levelno >= logging.WARNING or "Retrying" in r.getMessage()]
+    assert problems == [], [r.getMessage() for r in problems]
+
+
+async def test_a_refused_bot_token_names_slack_bot_token(db: Database) -> None:
+    async with FakeSocketModeServer() as server:
+        adapter = SlackAdapter(
+            token="xoxb-revoked", app_token=APP_TOKEN, engine=db.engine, runner=StorageRunner(),
+            api_url=server.api_url,
+        )  # fmt: skip
+        with pytest.raises(SlackStartError) as caught:
+            await asyncio.wait_for(adapter.start(), START_TIMEOUT)
+        assert str(caught.value) == "SLACK_BOT_TOKEN: Slack refused it at auth.test (invalid_auth)"
+        assert (caught.value.setting, caught.value.error) == ("SLACK_BOT_TOKEN", "invalid_auth")
+        assert server.of(OPEN) == []
+
+
+async def test_a_socket_url_nobody_listens_on_fails_start_after_the_connect_timeout(
+    db: Database, handlers: list[AsyncSocketModeHandler]
+) -> None:
+    """apps.connections.open hands out a URL, but nothing answers there: slack-sdk would retry connecting
+    for ever; the adapter gives up after ``connect_timeout`` and closes the client."""
+    async with FakeSocketModeServer(ticket_base=f"ws://127.0.0.1:{unused_port()}") as server:
+        adapter = socket_adapter(db, server, APP_TOKEN)
+        with pytest.raises(SlackStartError) as caught:
+            await asyncio.wait_for(adapter.start(), START_TIMEOUT)
+        assert str(caught.value) == "Socket Mode did not connect to 127.0.0.1 within 0.5 s"
+        assert (caught.value.setting, caught.value.error) == (None, "timeout")
+        assert not adapter.started
+        assert len(server.of(OPEN)) == 1
+        (handler,) = handlers
+        await closed_and_gone(server, handler)
+        assert server.connections == []
+
+
+async def test_a_socket_host_that_never_answers_fails_start_after_the_connect_timeout(
+    db: Database, handlers: list[AsyncSocketModeHandler]
+) -> None:
+    """The WebSocket handshake hangs: the timeout ends it, and the client closes its TCP connection."""
+    async with SilentServer() as silent, FakeSocketModeServer(ticket_base=silent.base) as server:
+        adapter = socket_adapter(db, server, APP_TOKEN)
+        with pytest.raises(SlackStartError) as caught:
+            await asyncio.wait_for(adapter.start(), START_TIMEOUT)
+        assert caught.value.error == "timeout"
+        assert silent.accepted == 1
+        (handler,) = handlers
+        await closed_and_gone(server, handler)
+        await server.wait_for(lambda: silent.closed == 1)
+
+
+async def test_a_start_cancelled_while_connecting_leaves_nothing_behind(
+    db: Database, handlers: list[AsyncSocketModeHandler]
+) -> None:
+    """``coachbot run`` interrupted during start-up: the half-made connection is closed, then the
+    cancellation goes on."""
+    async with SilentServer() as silent, FakeSocketModeServer(ticket_base=silent.base) as server:
+        adapter = socket_adapter(db, server, APP_TOKEN, connect_timeout=START_TIMEOUT)
+        starting = asyncio.create_task(adapter.start())
+        await server.wait_for(lambda: silent.accepted == 1)
+        starting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await starting
+        assert not adapter.started
+        (handler,) = handlers
+        await closed_and_gone(server, handler)
+        await server.wait_for(lambda: silent.closed == 1)
+
+
+async def test_the_service_stops_the_adapter_when_binding_fails(
+    db: Database, handlers: list[AsyncSocketModeHandler], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runtime stops only the services that started: one that fails after connecting closes itself."""
+    async with FakeSocketModeServer() as server:
+        adapter = socket_adapter(db, server, APP_TOKEN)
+        service = SlackService(adapter, socket_mode=True)
+
+        async def broken() -> list[Any]:
+            raise RuntimeError("the roster could not be read")
+
+        monkeypatch.setattr(adapter, "bind_by_email", broken)
+        with pytest.raises(RuntimeError, match="roster"):
+            await asyncio.wait_for(service.start(), START_TIMEOUT)
+        assert not service.started()
+        (connection,) = server.connections
+        await server.wait_for(lambda: not connection.open)
+        assert connection.closed_by_client
+        (handler,) = handlers
+        await closed_and_gone(server, handler)
+
+
+async def test_coachbot_run_with_a_revoked_app_token_exits_at_once_naming_it(
+    db: Database, tmp_path: Path
+) -> None:
+    """Before, start-up never finished (and /healthz never came up): now the process ends with the error."""
+    async with FakeSocketModeServer() as server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TELEGRAM_", "OPENAI_"))}
+        env |= {
+            "DATABASE_URL": db.url,
+            "COACHBOT_HTTP_PORT": str(free_port()),
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_APP_TOKEN": REVOKED_APP_TOKEN,
+            "SLACK_API_URL": server.api_url,
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run", env=env, cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            output = (await asyncio.wait_for(process.communicate(), 60))[0].decode()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        assert process.returncode != 0, output
+        assert "SLACK_APP_TOKEN: Slack refused it at apps.connections.open (invalid_auth)" in output
+        assert len(server.of(OPEN)) == 1
+        assert server.connections == []
+        for secret in (BOT_TOKEN, REVOKED_APP_TOKEN):
+            assert secret not in output
+
+
 # --- the rep's flows ----------------------------------------------------------------------------------
 
 
@@ -428,6 +643,27 @@ async def test_ignored_payloads_are_acknowledged_and_store_nothing(slack: Harnes
     assert ack.payload is None
     assert [c.method for c in slack.server.calls[calls:] if c.method != "auth.test"] == []
     assert snapshot(slack.engine) == state
+
+
+@pytest.mark.parametrize("name", UNHANDLED)
+async def test_payloads_without_a_listener_are_acknowledged_once_and_store_nothing(
+    slack: Harness, name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bolt's Socket Mode adapter acknowledges only a handled payload: without a catch-all, Slack would
+    redeliver these and show the person an error."""
+    await slack.bind()
+    kind, payload = unhandled(name)
+    envelope = slack.server.envelope("slash_commands" if kind == "command" else "interactive", payload)
+    state = snapshot(slack.engine)
+    calls = len(slack.server.calls)
+    caplog.set_level(logging.INFO)
+    ack = await slack.deliver(envelope)
+    assert ack.payload == unhandled_ack(name)
+    assert len(slack.server.acks_for(envelope["envelope_id"])) == 1
+    assert [c.method for c in slack.server.calls[calls:] if c.method != "auth.test"] == []
+    assert snapshot(slack.engine) == state
+    problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert problems == [], [r.getMessage() for r in problems]
 
 
 # --- the connection -----------------------------------------------------------------------------------

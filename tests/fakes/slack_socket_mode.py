@@ -41,6 +41,10 @@ https://api.slack.com/apis/socket-mode and https://api.slack.com/apis/connection
 Every connection is a :class:`Connection` in :attr:`FakeSocketModeServer.connections`, which records the
 frames sent on it and whether and how the client closed it.
 
+To test a client that gets a URL but cannot connect, :attr:`FakeSocketModeServer.ticket_base` points the
+URLs ``apps.connections.open`` hands out somewhere else: at a port nobody listens on (:func:`unused_port`), or
+at a :class:`SilentServer`, which accepts TCP connections and never answers.
+
 The class extends :class:`~tests.fakes.slack_server.FakeSlackServer` without changing it: it answers
 ``apps.connections.open`` (and an app token on any other method) itself and hands every other request to
 the base class; the WebSocket is served by a second aiohttp server on another ephemeral port.
@@ -51,6 +55,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -118,6 +123,9 @@ class FakeSocketModeServer(FakeSlackServer):
     _numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _socket_runner: web.AppRunner | None = None
     socket_base: str = ""
+    ticket_base: str | None = None
+    """Where the URLs ``apps.connections.open`` hands out point instead of :attr:`socket_base`, e.g.
+    ``ws://127.0.0.1:<unused port>``: a ticket is issued, but connecting fails or hangs."""
 
     async def __aenter__(self) -> FakeSocketModeServer:
         await super().__aenter__()
@@ -243,9 +251,8 @@ class FakeSocketModeServer(FakeSlackServer):
             return web.json_response({"ok": False, "error": "invalid_auth"})
         ticket = str(uuid.uuid4())
         self._tickets.add(ticket)
-        return web.json_response(
-            {"ok": True, "url": f"{self.socket_base}/link/?ticket={ticket}&app_id={self.app_id}"}
-        )
+        base = self.ticket_base or self.socket_base
+        return web.json_response({"ok": True, "url": f"{base}/link/?ticket={ticket}&app_id={self.app_id}"})
 
     # --- the WebSocket --------------------------------------------------------------------------
 
@@ -307,3 +314,55 @@ class FakeSocketModeServer(FakeSlackServer):
                 at=time.monotonic(),
             )
         )
+
+
+def unused_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound once to find it, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class SilentServer:
+    """A TCP server on 127.0.0.1 that accepts connections, reads what it is sent and never answers: a
+    WebSocket host whose handshake hangs. :attr:`accepted` and :attr:`closed` count the connections a client
+    opened and closed."""
+
+    accepted: int = 0
+    closed: int = 0
+    base: str = ""
+    _server: asyncio.Server | None = None
+    _writers: list[asyncio.StreamWriter] = field(default_factory=list)
+    _handlers: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    async def __aenter__(self) -> SilentServer:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = int(self._server.sockets[0].getsockname()[1])
+        self.base = f"ws://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._server is not None:
+            self._server.close()
+            for writer in self._writers:
+                writer.close()
+            await self._server.wait_closed()
+            await asyncio.gather(*self._handlers, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        self._writers.append(writer)
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.append(task)
+        try:
+            while await reader.read(4096):
+                pass
+        except ConnectionError:
+            pass
+        finally:
+            self.closed += 1
+            writer.close()

@@ -9,6 +9,14 @@ A file a person shares in their DM (``message`` subtype ``file_share``) becomes 
 larger than ``MAX_FILE_BYTES`` (by the ``size`` Slack reports) is refused before downloading; otherwise, once
 claimed, its ``url_private_download`` is fetched with the bot token as a Bearer header (the app needs the
 ``files:read`` scope), but only from Slack's file host or the configured API host — see :meth:`may_download`.
+
+A payload the bot has no use for (another shortcut, modal, slash command or options request, any other event
+or action) is acknowledged and otherwise ignored: no reply, nothing stored. Slack would retry an
+unacknowledged one and show the person an error.
+
+:meth:`SlackAdapter.start` fails fast with :class:`SlackStartError` when Slack refuses a token (the bot token
+at ``auth.test``, the app-level token at ``apps.connections.open``) or the Socket Mode connection is not up
+within ``connect_timeout``: slack-sdk's Socket Mode client would otherwise retry for ever.
 """
 
 from __future__ import annotations
@@ -59,6 +67,19 @@ FILE_HOST = ("https", "files.slack.com")
 """Where ``url_private_download`` points in production (https://api.slack.com/types/file)."""
 DEFAULT_DOWNLOAD_TIMEOUT = 30.0
 DOWNLOAD_CHUNK = 64 * 1024
+DEFAULT_CONNECT_TIMEOUT = 30.0
+"""How long :meth:`SlackAdapter.start` waits for the first Socket Mode connection once Slack has handed out
+its URL (slack-sdk retries a failed connection every 10 s for as long as the client is open)."""
+ANY = re.compile(r".*")
+"""Matches every callback id, action id, command or event type: the catch-all listeners."""
+TOKEN_HINTS = {
+    ("SLACK_BOT_TOKEN", "not_allowed_token_type"): "use the Bot User OAuth Token (xoxb-...)",
+    ("SLACK_APP_TOKEN", "not_allowed_token_type"): (
+        "use an app-level token (xapp-...) with the connections:write scope, not a bot or user token"
+    ),
+    ("SLACK_APP_TOKEN", "missing_scope"): "the app-level token needs the connections:write scope",
+}
+"""What to do about an error code Slack gives for a token, where there is more to say than its name."""
 
 
 class FileTooLarge(Exception):
@@ -67,6 +88,24 @@ class FileTooLarge(Exception):
 
 class DownloadFailed(Exception):
     """The file could not be fetched from Slack."""
+
+
+class SlackStartError(Exception):
+    """The adapter could not start. The message names the setting to fix (``SLACK_APP_TOKEN: ...``), if any,
+    and Slack's error code; never a token."""
+
+    def __init__(self, message: str, *, error: str, setting: str | None = None) -> None:
+        super().__init__(f"{setting}: {message}" if setting else message)
+        self.error = error
+        """Slack's error code (``invalid_auth``, ``not_allowed_token_type``, ...), or ``timeout``."""
+        self.setting = setting
+
+
+def _refused(setting: str, method: str, exc: SlackApiError) -> SlackStartError:
+    error = str(exc.response.get("error") or f"HTTP {exc.response.status_code}")
+    hint = TOKEN_HINTS.get((setting, error))
+    message = f"Slack refused it at {method} ({error})" + (f"; {hint}" if hint else "")
+    return SlackStartError(message, error=error, setting=setting)
 
 
 Handler = Callable[[InboundEvent], Awaitable[None]]
@@ -85,7 +124,7 @@ class SlackAdapter:
     """Implements :class:`bot.protocol.ChatAdapter` for Slack.
 
     HTTP mode: route ``POST /slack/events`` to ``await adapter.request_handler.handle(request)``.
-    Socket Mode: pass ``app_token``; :meth:`start` connects with ``connect_async()``.
+    Socket Mode: pass ``app_token``; :meth:`start` connects within ``connect_timeout`` seconds.
     """
 
     platform = PLATFORM
@@ -103,9 +142,12 @@ class SlackAdapter:
         rate_limit_retries: int = DEFAULT_RATE_LIMIT_RETRIES,
         clock: Callable[[], datetime] = utcnow,
         download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     ) -> None:
         if app_token is None and not signing_secret:
             raise ValueError("HTTP mode needs the signing secret (or give an app token for Socket Mode)")
+        if connect_timeout <= 0:
+            raise ValueError("connect_timeout must be positive")
         self._engine = engine
         self._runner = runner
         self._app_token = app_token
@@ -113,6 +155,7 @@ class SlackAdapter:
         self._clock = clock
         self._token = token
         self._download_timeout = download_timeout
+        self._connect_timeout = connect_timeout
         base_url = api_url if api_url.endswith("/") else api_url + "/"
         api = urlsplit(base_url)
         self._download_origins = frozenset({FILE_HOST, (api.scheme, api.netloc)})
@@ -158,15 +201,57 @@ class SlackAdapter:
         return self._app_token is not None
 
     async def start(self) -> None:
-        """Check the token with ``auth.test`` (as Bolt does), then connect Socket Mode if configured."""
-        auth = await self.client.auth_test()
+        """Check the bot token with ``auth.test`` (as Bolt does), then connect Socket Mode if configured.
+
+        Raises :class:`SlackStartError` if Slack refuses a token or Socket Mode does not connect in time;
+        nothing is left running then (nor when this is cancelled).
+        """
+        try:
+            auth = await self.client.auth_test()
+        except SlackApiError as exc:
+            raise _refused("SLACK_BOT_TOKEN", "auth.test", exc) from exc
         self.bot_user_id = auth.get("user_id")
         self.team_id = auth.get("team_id")
         if self._app_token is not None:
-            self._socket = AsyncSocketModeHandler(self.app, self._app_token, web_client=self.client)
-            await self._socket.connect_async()  # type: ignore[no-untyped-call]
+            await self._connect(self._app_token)
         self.started = True
         log.info("slack adapter started (%s mode)", "socket" if self.socket_mode else "http")
+
+    async def _connect(self, app_token: str) -> None:
+        """Check the app-level token by asking for a WebSocket URL (``apps.connections.open``) once, then
+        connect the Socket Mode client to that URL.
+
+        slack-sdk's client would ask for the URL itself, but it logs and retries every failure for as long
+        as it is open, a refused token included; so the token is checked here, and the connection is bounded
+        by ``connect_timeout``. If connecting fails or is cancelled, the client is closed (its WebSocket, its
+        aiohttp session and its tasks) before the error is raised.
+        """
+        try:
+            opened = await self.client.apps_connections_open(app_token=app_token)
+        except SlackApiError as exc:
+            raise _refused("SLACK_APP_TOKEN", "apps.connections.open", exc) from exc
+        url = opened.get("url")
+        if not isinstance(url, str) or not url:
+            raise SlackStartError("apps.connections.open returned no WebSocket URL", error="no_url")
+        socket = AsyncSocketModeHandler(self.app, app_token, web_client=self.client)
+        socket.client.wss_uri = url  # the client asks for a URL only when it has none: this one is fresh
+        self._socket = socket
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                await socket.connect_async()  # type: ignore[no-untyped-call]
+        except TimeoutError as exc:
+            await self._discard(socket)
+            raise SlackStartError(
+                f"Socket Mode did not connect to {urlsplit(url).hostname} within {self._connect_timeout:g} s",
+                error="timeout",
+            ) from exc
+        except BaseException:
+            await self._discard(socket)
+            raise
+
+    async def _discard(self, socket: AsyncSocketModeHandler) -> None:
+        self._socket = None
+        await socket.close_async()  # type: ignore[no-untyped-call]
 
     async def stop(self) -> None:
         """Close Socket Mode, finish the engine work in flight, and close the HTTP session if we own one."""
@@ -194,17 +279,29 @@ class SlackAdapter:
     # --- inbound --------------------------------------------------------------------------------
 
     def _register(self) -> None:
+        """Bolt runs the first listener that matches: the specific ones, then catch-alls that acknowledge
+        everything else (Bolt would answer it "unhandled", 404, and in Socket Mode not acknowledge it at all,
+        so Slack would retry it and show the person an error)."""
         app = self.app
         app.event("message")(self._on_message)
-        app.event(re.compile(r".*"))(self._on_ignored)
         app.action(translate.CHOICE_ACTION)(self._on_choice)
         app.action(translate.ANSWER_ACTION)(self._on_answer_button)
-        app.action(re.compile(r".*"))(self._on_ignored)
-        app.view(translate.ANSWER_VIEW)(self._on_answer_view)
+        app.view(translate.ANSWER_VIEW)(self._on_answer_view)  # view_submission only
         app.command("/coach")(self._on_command)
+
+        app.event(ANY)(self._on_ignored)
+        app.action(ANY)(self._on_ignored)  # block_actions, and legacy attachment and dialog actions
+        app.shortcut(ANY)(self._on_ignored)  # global and message shortcuts
+        app.view(ANY)(self._on_ignored)  # other view_submissions
+        app.view_closed(ANY)(self._on_ignored)
+        app.options(ANY)(self._on_ignored_options)  # block_suggestion and dialog_suggestion
+        app.command(ANY)(self._on_ignored)
 
     async def _on_ignored(self, ack: AsyncAck) -> None:
         await ack()
+
+    async def _on_ignored_options(self, ack: AsyncAck) -> None:
+        await ack(options=[])  # an options request is answered with the options: none
 
     async def _on_message(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()

@@ -50,8 +50,15 @@ class SlackService:
         return cls(adapter, socket_mode=settings.slack_app_token is not None)
 
     async def start(self) -> None:
+        """Start the adapter (:class:`~bot.adapters.slack.adapter.SlackStartError` if Slack refuses a token),
+        then bind roster people by email. The runtime stops only services that started, so if binding fails
+        (or start-up is cancelled) the adapter is stopped here, leaving no Socket Mode connection open."""
         await self.adapter.start()
-        bound = await self.adapter.bind_by_email()
+        try:
+            bound = await self.adapter.bind_by_email()
+        except BaseException:
+            await self.adapter.stop()
+            raise
         if bound:
             log.info("bound %d roster people to their Slack accounts by email", len(bound))
 
