@@ -11,7 +11,7 @@ from typing import TextIO
 from sqlalchemy import Engine
 
 from bot.adapters.console.adapter import PLATFORM, ConsoleAdapter
-from bot.engine import Coach, CoachConfig
+from bot.engine import Coach, CoachConfig, UnknownItem
 from bot.grading import RoleplayGrader
 from scheduler import memory
 from scheduler.messages import message
@@ -57,8 +57,15 @@ async def run_console_chat(
     )
     if item is not None:
         pack_key, _, item_key = item.partition("/")
-        if not await coach.start_item(person, pack_key, item_key):
-            raise ChatError(f"no live item {item!r}; use PACK/ITEM as listed by the pack file")
+        try:
+            sent = await coach.start_item(person, pack_key, item_key)
+        except UnknownItem:
+            raise ChatError(f"no live item {item!r}; use PACK/ITEM as listed by the pack file") from None
+        if not sent:
+            raise ChatError(
+                f"{person.email} already had {item!r} today; it can be asked again tomorrow"
+                " (or preview it --as someone else)"
+            )
     session_id = uuid.uuid4().hex[:12]
     line_number = 0
     while True:

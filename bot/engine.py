@@ -54,8 +54,24 @@ MCQ_POINTS = 10
 FAST_BONUS = 5
 EFFORT_POINTS = 1
 TIME_SPENT_CAP = 3
-_NUMBERED_ANSWER = re.compile(r"^\s*(\d{1,2})\s*[:.)\-]\s*(.+)$", re.DOTALL)
-_TYPED_NUMBER = re.compile(r"\s*#?(\d{1,2})\s*[.)]?\s*")
+# "2: answer", "2) answer", "2. answer", "2 - answer"; not "1.9 points" or "3-year NNT".
+_NUMBERED_ANSWER = re.compile(r"^\s*([0-9]{1,2})\s*(?:[:)]|[.\-](?=\s))\s*(.+)$", re.DOTALL)
+_TYPED_NUMBER = re.compile(r"\s*#?([0-9]{1,2})\s*[.)]?\s*")
+
+
+class UnknownItem(LookupError):
+    """No live pack has this item (``PACK/ITEM``)."""
+
+
+def _which_roleplay(roleplays: Sequence[learning.DeliveryContext]) -> Message:
+    """The open role-plays, numbered by their place among the recent ones: answering one renumbers nothing."""
+    return replies.which_roleplay(
+        [
+            (number, roleplay.body["scenario"])
+            for number, roleplay in enumerate(roleplays, start=1)
+            if roleplay.status == DeliveryStatus.SENT
+        ]
+    )
 
 
 SILENT = Message(())
@@ -196,8 +212,12 @@ class Coach:
         else:
             command = parse_command(event.text)
             typed_number = _TYPED_NUMBER.fullmatch(event.text)
-            if command is not None and event.reply_to_delivery is None:
+            slashed = event.text.lstrip().startswith("/")
+            if command is not None and (event.reply_to_delivery is None or slashed or not command.args):
+                # A reply to a question may still be a command: "/stats", or a command word on its own.
                 await self._command(person, event, command.name, command.args)
+            elif slashed:
+                await self._say(sender, replies.SHORT_HELP)  # an unknown /command is never an answer
             elif typed_number is not None:
                 await self._typed_pick(person, event, int(typed_number[1]))
             else:
@@ -244,14 +264,18 @@ class Coach:
         return Address(identity.platform, identity.workspace, identity.user_id, identity.dm_channel)
 
     async def start_item(self, person: learning.PersonView, pack_key: str, item_key: str) -> bool:
-        """Send one specific item now (an admin previewing a pack as a rep would see it)."""
+        """Send one specific item now (an admin previewing a pack as a rep would see it).
+
+        False when the person already answered it today (one delivery per item a day); raises
+        :class:`UnknownItem` when no live pack has that item.
+        """
         now = self._clock()
         local_date = self._local_date(person, now)
         candidate = await self._read(
             lambda s: learning.candidate_by_key(s, pack_key=pack_key, item_key=item_key)
         )
         if candidate is None:
-            return False
+            raise UnknownItem(f"{pack_key}/{item_key}")
         context = await self._write(lambda s: self._new_question(s, person, candidate, local_date, now))
         if context is None:
             return False
@@ -296,9 +320,11 @@ class Coach:
             topic = None
             if args:
                 wanted = args.strip().lower()
-                matches = [t for t in topics if t == wanted or t.startswith(wanted)]
+                matches = [t for t in topics if t == wanted] or [t for t in topics if t.startswith(wanted)]
                 if not matches:
                     return "unknown-topic", None, topics
+                if len(matches) > 1:
+                    return "ambiguous-topic", None, matches
                 topic = matches[0]
             open_now = learning.open_questions(
                 session, person_id=person_id, sent_after=now - self._config.expire_after
@@ -326,6 +352,8 @@ class Coach:
             await self._say(to, replies.NOTHING_TO_PRACTISE)
         elif outcome == "unknown-topic":
             await self._say(to, message("I don't know that topic. Topics: ", ", ".join(topics), "."))
+        elif outcome == "ambiguous-topic":
+            await self._say(to, message("Which one? ", ", ".join(topics), "."))
         elif outcome == "done" or context is None:
             await self._say(to, replies.NO_MORE_TODAY)
         elif outcome == "resend":
@@ -484,20 +512,23 @@ class Coach:
         to = event.sender
         delivery_id = event.reply_to_delivery
         if delivery_id is None:
-            person_id = person.id
-            since = event.received_at - self._config.expire_after
-            open_questions = await self._read(
-                lambda s: learning.open_questions(s, person_id=person_id, sent_after=since)
-            )
+            recent = await self._recent_questions(person, event)
+            open_questions = [question for question in recent if question.status == DeliveryStatus.SENT]
             mcqs = [question for question in open_questions if question.body["type"] == "mcq"]
+            roleplays = [question for question in recent if question.body["type"] == "roleplay"]
             if mcqs:
                 delivery_id = mcqs[-1].delivery_id
             elif len(open_questions) > 1:
-                scenarios = [question.body["scenario"] for question in open_questions]
-                await self._say(to, replies.which_roleplay(scenarios))
+                await self._say(to, _which_roleplay(roleplays))
+                return
+            elif open_questions:
+                await self._say(to, replies.ROLEPLAY_NEEDS_WORDS)
+                return
+            elif recent and recent[-1].body["type"] == "mcq":
+                await self._say(to, replies.ALREADY_ANSWERED)  # a second pick, typed
                 return
             else:
-                await self._say(to, replies.ROLEPLAY_NEEDS_WORDS if open_questions else replies.SHORT_HELP)
+                await self._say(to, replies.SHORT_HELP)
                 return
         pick = ChoiceEvent(
             sender=to,
@@ -507,6 +538,16 @@ class Coach:
             option_index=number - 1,
         )
         await self._answer_choice(pick)
+
+    async def _recent_questions(
+        self, person: learning.PersonView, event: InboundEvent, *, item_kind: str | None = None
+    ) -> list[learning.DeliveryContext]:
+        """Questions sent to the rep that have not expired, open or answered, oldest first."""
+        person_id = person.id
+        since = event.received_at - self._config.expire_after
+        return await self._read(
+            lambda s: learning.recent_questions(s, person_id=person_id, sent_after=since, item_kind=item_kind)
+        )
 
     async def _answer_text(self, loaded: _Loaded, event: TextEvent) -> None:
         to = event.sender
@@ -524,13 +565,8 @@ class Coach:
             context = loaded.context
             assert context is not None
         else:
-            person_id = person.id
-            since = event.received_at - self._config.expire_after
-            open_roleplays = await self._read(
-                lambda s: learning.open_questions(
-                    s, person_id=person_id, sent_after=since, item_kind="roleplay"
-                )
-            )
+            roleplays = await self._recent_questions(person, event, item_kind="roleplay")
+            open_roleplays = [question for question in roleplays if question.status == DeliveryStatus.SENT]
             if not open_roleplays:
                 await self._say(to, replies.SHORT_HELP)
                 return
@@ -538,10 +574,13 @@ class Coach:
                 context = open_roleplays[0]
             else:
                 numbered = _NUMBERED_ANSWER.match(text)
-                if numbered is None or not 1 <= int(numbered[1]) <= len(open_roleplays):
-                    await self._say(to, replies.which_roleplay([c.body["scenario"] for c in open_roleplays]))
+                if numbered is None or not 1 <= int(numbered[1]) <= len(roleplays):
+                    await self._say(to, _which_roleplay(roleplays))
                     return
-                context = open_roleplays[int(numbered[1]) - 1]
+                context = roleplays[int(numbered[1]) - 1]
+                if context.status != DeliveryStatus.SENT:
+                    await self._say(to, replies.ALREADY_ANSWERED)
+                    return
                 text = numbered[2]
         if context.body["type"] != "roleplay":
             await self._say(to, message("That one is multiple choice: reply with the number of your answer."))
@@ -772,11 +811,11 @@ class Coach:
         local_date = self._local_date(person, self._clock())
         key = week_key(local_date)
         if person.team_id is None:
-            await self._say(to, replies.leaderboard(key, [], person.id))
+            await self._say(to, replies.leaderboard(key, [], person.id, on_team=False))
             return
         team_id = person.team_id
         rows = await self._read(lambda s: learning.team_week_points(s, team_id=team_id, week_key=key))
-        await self._say(to, replies.leaderboard(key, rows, person.id))
+        await self._say(to, replies.leaderboard(key, rows, person.id, on_team=True))
 
     async def _log(self, person: learning.PersonView, event: InboundEvent, args: str, to: Address) -> None:
         now = event.received_at

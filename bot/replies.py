@@ -98,13 +98,14 @@ def lesson(topic_name: str, text: str) -> Message:
     return message(bold(f"📘 Quick lesson — {topic_name}"), "\n", reflow(text))
 
 
-def which_roleplay(scenarios: Sequence[str]) -> Message:
-    lines = "\n".join(f"{i}) {_excerpt(s)}" for i, s in enumerate(scenarios, start=1))
+def which_roleplay(numbered: Sequence[tuple[int, str]]) -> Message:
+    """The open role-plays by number (numbers need not start at 1: they stay put as others are answered)."""
+    lines = "\n".join(f"{number}) {_excerpt(scenario)}" for number, scenario in numbered)
     return message(
-        f"You have {len(scenarios)} open role-plays:\n",
+        f"You have {len(numbered)} open role-plays:\n",
         lines,
         "\nStart your answer with its number, e.g. ",
-        bold("1: I understand your concern…"),
+        bold(f"{numbered[0][0]}: I understand your concern…"),
     )
 
 
@@ -195,8 +196,10 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" + ("" if number == 1 else "s")
 
 
-def leaderboard(week_label: str, rows: Sequence[tuple[int, str, int]], me: int) -> Message:
+def leaderboard(week_label: str, rows: Sequence[tuple[int, str, int]], me: int, *, on_team: bool) -> Message:
     if not rows:
+        if on_team:
+            return message("No team leaderboard yet — your team has no reps.")
         return message("No team leaderboard yet — you're not on a team.")
     lines = []
     for rank, (person_id, name, points) in enumerate(rows, start=1):

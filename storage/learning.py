@@ -374,11 +374,33 @@ def open_questions(
     session: Session, *, person_id: int, sent_after: datetime, item_kind: str | None = None
 ) -> list[DeliveryContext]:
     """Questions sent to the rep, not yet answered and not expired, oldest first (of one kind, if given)."""
+    return _questions_sent(session, person_id, sent_after, item_kind, (DeliveryStatus.SENT,))
+
+
+def recent_questions(
+    session: Session, *, person_id: int, sent_after: datetime, item_kind: str | None = None
+) -> list[DeliveryContext]:
+    """Questions sent to the rep since ``sent_after``, open or answered, oldest first (of one kind, if given).
+
+    Their positions do not change when one of them is answered, so they can number a list the rep answers
+    from one by one.
+    """
+    statuses = (DeliveryStatus.SENT, DeliveryStatus.ANSWERED)
+    return _questions_sent(session, person_id, sent_after, item_kind, statuses)
+
+
+def _questions_sent(
+    session: Session,
+    person_id: int,
+    sent_after: datetime,
+    item_kind: str | None,
+    statuses: tuple[DeliveryStatus, ...],
+) -> list[DeliveryContext]:
     query = (
         _context_query()
         .where(
             Delivery.person_id == person_id,
-            Delivery.status == DeliveryStatus.SENT,
+            col(Delivery.status).in_(statuses),
             col(Delivery.sent_at) >= sent_after,
         )
         .order_by(col(Delivery.sent_at), col(Delivery.id))

@@ -189,6 +189,19 @@ def test_unknown_item_exits_1_with_a_clear_message(coach_db: Path, tmp_path: Pat
     assert "Question" not in run.stdout
 
 
+def test_an_item_already_had_today_exits_1_saying_so(coach_db: Path, tmp_path: Path) -> None:
+    """One delivery per item a day: a second preview the same day is refused, not called unknown."""
+    arguments = ["chat", "--as", "rita@example.com", "--item", "coach/ob-1"]
+    ok(coachbot(arguments, cwd=tmp_path, database=coach_db, stdin="2\n"))
+    run = coachbot(arguments, cwd=tmp_path, database=coach_db, stdin="2\n")
+    assert run.code == 1
+    assert run.stderr == (
+        "rita@example.com already had 'coach/ob-1' today; it can be asked again tomorrow"
+        " (or preview it --as someone else)\n"
+    )
+    assert "Question" not in run.stdout
+
+
 # --- the bundled sample data, on the embedded SQLite default ---------------------------------------
 
 

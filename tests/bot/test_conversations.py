@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 from fsrs import Rating
@@ -17,6 +18,7 @@ from sqlmodel import col, select
 from bot.events import ChoiceEvent, FileEvent, InboundEvent, TextEvent
 from bot.grading import RoleplayTask
 from content.grading import Grade
+from content.loading import load_packs
 from scheduler import memory
 from storage import learning
 from storage.db import read_session, write_session
@@ -31,6 +33,8 @@ from storage.models import (
     Pack,
     Person,
     PersonProgress,
+    Team,
+    TeamPack,
 )
 from tests.bot.transcript import EXPIRE_AFTER, Transcript, console_address, expected_text, load_content
 from tests.conftest import DATA, Database, snapshot
@@ -96,6 +100,7 @@ HELP = """
 """
 SHORT_HELP = "bot> I didn't catch that. Send quiz for a question or help for commands."
 ALREADY_ANSWERED = "bot> You've already answered that one. Send quiz for the next question."
+ROLEPLAY_NEEDS_WORDS = "bot> That one is a role-play: reply in your own words."
 
 CO_2 = """
     bot> Question
@@ -355,6 +360,42 @@ async def test_quiz_topic_and_unknown_topic(rita: Transcript) -> None:
     )
 
 
+MORE_PACK = """
+pack: coach-more
+version: 1
+title: More for the conversation tests
+topics:
+  - {key: compliance-pro, name: Compliance pro, lesson: Quote the label word for word.}
+items:
+  - key: cp-1
+    topic: compliance-pro
+    type: mcq
+    prompt: "Which source may you quote?"
+    options: [The label, A blog, A rumour]
+    answer: 0
+    explanation: Only the label is approved.
+    target_seconds: 30
+"""
+
+
+async def test_quiz_topic_prefers_the_exact_name_and_asks_when_a_prefix_is_ambiguous(
+    rita: Transcript, tmp_path: Path
+) -> None:
+    (tmp_path / "more.yaml").write_text(MORE_PACK, encoding="utf-8")
+    load_packs(rita.engine, [tmp_path / "more.yaml"], actor="test")
+    with write_session(rita.engine) as session:
+        team_id = session.exec(select(Team.id).where(Team.key == "north")).one()
+        assert team_id is not None
+        session.add(TeamPack(team_id=team_id, pack_key="coach-more"))
+    await rita.play(
+        [
+            ("quiz comp", "bot> Which one? compliance, compliance-pro."),
+            ("quiz compliance", CO_1),
+        ]
+    )
+    assert rita.attempts() == 0
+
+
 async def test_session_questions_come_one_at_a_time(rita: Transcript) -> None:
     """Today's planned questions: the next goes out when the previous is answered, after any lesson."""
     person = rita.person()
@@ -545,6 +586,112 @@ async def test_two_open_roleplays_the_bot_asks_which(rita: Transcript) -> None:
     first, second = attempts_of(rita)
     assert first.answer == "It is approved to lower LDL, and the main side effect is a headache."
     assert second.answer == "Fair point. Our data shows it pays for itself."
+
+
+async def test_roleplay_numbers_stay_put_as_the_rep_answers_them_one_by_one(rita: Transcript) -> None:
+    """Yesterday's two role-plays and today's: answering number 1 must not make number 2 mean another."""
+    assert expected_text(await rita.start_item("ob-rp")) == expected_text(OB_RP)
+    assert expected_text(await rita.start_item("co-rp")) == expected_text(CO_RP)
+    rita.clock.advance(timedelta(days=1))
+    assert expected_text(await rita.start_item("ob-rp")) == expected_text(OB_RP)
+    await rita.play(
+        [
+            (
+                "hello",
+                """
+                bot> You have 3 open role-plays:
+                     1) Dr. Weber: 'Your drug costs too much.'
+                     2) Dr. Roth: 'Will it fix my patient's heart?'
+                     3) Dr. Weber: 'Your drug costs too much.'
+                     Start your answer with its number, e.g. 1: I understand your concern…
+                """,
+            ),
+            (
+                "1: Fair point. Our data shows it pays for itself.",
+                """
+                bot> Score 100/100
+                     ✓ Acknowledges the concern
+                     ✓ Brings outcome data
+                     Model answer: I understand. The trial data shows fewer hospital stays, which saves money.
+                     +11 points · 1-day streak · 11 points this week
+                """,
+            ),
+            (
+                "hello",
+                """
+                bot> You have 2 open role-plays:
+                     2) Dr. Roth: 'Will it fix my patient's heart?'
+                     3) Dr. Weber: 'Your drug costs too much.'
+                     Start your answer with its number, e.g. 2: I understand your concern…
+                """,
+            ),
+            ("1: Fair point, and the data agrees.", ALREADY_ANSWERED),
+            (
+                "2: It is approved to lower LDL, and the main side effect is a headache.",
+                """
+                bot> Score 100/100
+                     ✓ Stays on label
+                     ✓ Mentions safety
+                     Model answer: It is approved to lower LDL; the most common side effect is a headache.
+                     +11 points · 1-day streak · 22 points this week
+                """,
+            ),
+        ]
+    )
+    first, second = attempts_of(rita)
+    roleplays = rita.deliveries()
+    assert (first.delivery_id, second.delivery_id) == (roleplays[0].id, roleplays[1].id)
+    assert roleplays[2].status == DeliveryStatus.SENT
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["1.9 points lower LDL over 3 years.", "1-year data shows fewer stays.", "2.5 mmol/L lower LDL."],
+)
+async def test_an_answer_starting_with_a_figure_is_not_taken_for_a_roleplay_number(
+    rita: Transcript, answer: str
+) -> None:
+    assert expected_text(await rita.start_item("ob-rp")) == expected_text(OB_RP)
+    assert expected_text(await rita.start_item("co-rp")) == expected_text(CO_RP)
+    said = expected_text(await rita.say(answer))
+    assert said.startswith("bot> You have 2 open role-plays:")
+    assert rita.attempts() == 0
+
+
+async def test_an_unknown_slash_command_is_never_a_roleplay_answer(rita: Transcript) -> None:
+    assert expected_text(await rita.start_item("ob-rp")) == expected_text(OB_RP)
+    before = snapshot(rita.engine)
+    await rita.play([("/stast", SHORT_HELP), ("/frobnicate the rubric", SHORT_HELP)])
+    assert snapshot(rita.engine) == before
+
+
+async def test_a_command_sent_as_a_reply_to_a_roleplay_is_a_command(rita: Transcript) -> None:
+    """Telegram reports a reply to the role-play's message; a bare command word or /command still works."""
+    assert expected_text(await rita.start_item("ob-rp")) == expected_text(OB_RP)
+    roleplay = rita.last_delivery().id
+    before = snapshot(rita.engine)
+    assert expected_text(await rita.handle(rita.text("help", reply_to=roleplay))) == expected_text(HELP)
+    assert expected_text(await rita.handle(rita.text("/help", reply_to=roleplay))) == expected_text(HELP)
+    assert expected_text(await rita.handle(rita.text("/nope", reply_to=roleplay))) == SHORT_HELP
+    assert snapshot(rita.engine)["attempt"] == before["attempt"]
+    graded = expected_text(await rita.handle(rita.text("Help me see the cost your way.", reply_to=roleplay)))
+    assert graded.startswith("bot> Score")
+
+
+async def test_a_number_typed_in_the_console_after_a_roleplay_is_shown_is_not_a_pick(
+    rita: Transcript,
+) -> None:
+    """The console picks from the last question it showed; after a role-play that is no MCQ any more."""
+    await rita.play([("quiz", OB_1), ("2", _correct_ob_1(points=15, streak=1, week=15))])
+    assert expected_text(await rita.start_item("ob-rp")) == expected_text(OB_RP)
+    before = snapshot(rita.engine)
+    await rita.play([("3", ROLEPLAY_NEEDS_WORDS)])
+    assert snapshot(rita.engine) == before
+
+
+async def test_a_superscript_digit_in_the_console_is_text_not_a_crash(rita: Transcript) -> None:
+    """str.isdigit() is true for "²", which int() refuses: only ASCII digits pick an option."""
+    await rita.play([("quiz", OB_1), ("²", SHORT_HELP), ("2", _correct_ob_1(points=15, streak=1, week=15))])
 
 
 async def test_free_text_with_an_open_mcq_gets_short_help(rita: Transcript) -> None:
@@ -1013,7 +1160,6 @@ async def test_bad_picks_from_a_platform_are_refused_and_change_nothing(rita: Tr
 
 
 # --- a number typed on Slack or Telegram instead of pressing its button ------------------------------
-ROLEPLAY_NEEDS_WORDS = "bot> That one is a role-play: reply in your own words."
 
 
 @pytest.mark.parametrize("typed", ["2", " 2 ", "2)", "2.", "#2"])
@@ -1033,7 +1179,7 @@ async def test_a_typed_number_answers_the_newest_open_question(rita: Transcript)
         [
             ("1", _correct_ob_2(points=15, streak=1, week=15)),
             ("2", _correct_ob_1(points=15, streak=1, week=30)),
-            ("2", SHORT_HELP),
+            ("2", ALREADY_ANSWERED),
         ],
         typed_on_a_platform=True,
     )
@@ -1104,6 +1250,15 @@ async def test_a_replayed_typed_number_is_silent_and_answers_nothing_else(rita: 
     assert await rita.handle(typed) == ""
     assert snapshot(rita.engine) == before
     assert rita.attempts() == 1
+
+
+async def test_a_manager_whose_team_has_no_active_reps_is_told_so(db: Database) -> None:
+    load_content(db.engine)
+    with write_session(db.engine) as session:
+        for rep in session.exec(select(Person).where(Person.role == "rep")):
+            rep.active = False
+    mia = Transcript.start(db.engine, "mia@example.com")
+    await mia.play([("leaderboard", "bot> No team leaderboard yet — your team has no reps.")])
 
 
 async def test_an_admin_without_a_team(db: Database) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TextIO
@@ -11,6 +12,8 @@ from scheduler.messages import Choice, Message
 from scheduler.sender import Address
 
 PLATFORM = "console"
+_PICK = re.compile(r"[0-9]{1,2}")
+"""A typed pick: ASCII digits only (``str.isdigit`` is true for "²", which ``int`` refuses)."""
 
 
 def render(message: Message) -> str:
@@ -37,6 +40,8 @@ class ConsoleAdapter:
     ) -> str | None:
         self._sent += 1
         self._write(render(message))
+        if reply_for is not None:
+            self._last_question = None  # a role-play: a number typed now is not a pick
         if choices:
             self._last_question = choices[0].delivery_id
             self._out.write(f"     (reply {choices[0].label}-{choices[-1].label})\n")
@@ -56,7 +61,7 @@ class ConsoleAdapter:
         text = line.strip()
         if not text:
             return None
-        if text.isdigit() and self._last_question is not None:
+        if _PICK.fullmatch(text) and self._last_question is not None:
             return ChoiceEvent(
                 sender=sender,
                 key=key,
