@@ -103,11 +103,14 @@ def _reported_errors() -> Iterator[None]:
     """Turn the typed errors of the lower rooms into messages and exit codes; never a traceback."""
     from sqlalchemy.exc import OperationalError
 
+    from bot.protocol import AdapterStartError
     from content.problems import ContentError
     from storage.errors import StorageError
 
     try:
         yield
+    except AdapterStartError as exc:
+        _fail(str(exc))
     except ContentError as exc:
         _print_problems(exc.problems)
         _fail(f"{len(exc.errors)} problem(s) found; nothing was written.")

@@ -14,3 +14,8 @@ class ChatAdapter(Sender, Protocol):
     platform: str
 
     async def update_message(self, to: Address, ref: str, message: Message) -> None: ...
+
+
+class AdapterStartError(Exception):
+    """A chat adapter could not start (a refused token, no connection): the message names the setting to
+    fix and the platform's reason, never a secret, so ``coachbot run`` can print it as one line."""

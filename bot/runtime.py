@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -107,25 +107,22 @@ async def _maintenance(engine: Engine, runner: StorageRunner) -> None:
 
 
 def build_app(
-    settings: Settings, engine: Engine, services: Sequence[Service], runner: StorageRunner
+    settings: Settings,
+    engine: Engine,
+    services: Sequence[Service],
+    runner: StorageRunner,
+    *,
+    on_shutdown: Callable[[], Awaitable[None]] | None = None,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        started: list[Service] = []
         maintenance = asyncio.create_task(_maintenance(engine, runner))
         try:
-            for service in services:
-                await service.start()
-                started.append(service)
-                log.info("%s adapter started", service.name)
             yield
         finally:
             maintenance.cancel()
-            for service in reversed(started):
-                try:
-                    await service.stop()
-                except Exception:
-                    log.exception("%s adapter did not stop cleanly", service.name)
+            if on_shutdown is not None:
+                await on_shutdown()
 
     async def readiness() -> dict[str, bool]:
         return {service.name: service.started() for service in services}
@@ -139,6 +136,38 @@ def build_app(
         routers=[router for service in services for router in service.routers()],
         lifespan=lifespan,
     )
+
+
+class StartedServices:
+    """The chat services that started, each stopped once, in reverse.
+
+    They start before the HTTP server (so an adapter that cannot start ends ``coachbot run`` with its
+    :class:`~bot.protocol.AdapterStartError`, which the CLI prints as one line, instead of a traceback from
+    the server) and stop in its shutdown, before it re-raises the signal that stopped it; whatever is still
+    running stops on the way out.
+    """
+
+    def __init__(self) -> None:
+        self._services: list[Service] = []
+
+    @asynccontextmanager
+    async def running(self, services: Sequence[Service]) -> AsyncIterator[None]:
+        try:
+            for service in services:
+                await service.start()
+                self._services.append(service)
+                log.info("%s adapter started", service.name)
+            yield
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        while self._services:
+            service = self._services.pop()
+            try:
+                await service.stop()
+            except Exception:
+                log.exception("%s adapter did not stop cleanly", service.name)
 
 
 async def serve(settings: Settings, *, uvicorn_options: dict[str, Any] | None = None) -> None:
@@ -161,7 +190,8 @@ async def _serve_with(
 ) -> None:
     """Build the adapters and the HTTP app over one engine and storage runner, then serve until stopped."""
     services = build_services(settings, engine=engine, runner=runner, grader=build_grader(settings))
-    app = build_app(settings, engine, services, runner)
+    started = StartedServices()
+    app = build_app(settings, engine, services, runner, on_shutdown=started.stop)
     # Everything loaded so far lives as long as the process: keep it out of the collector's full passes,
     # which otherwise walk it all and pause the event loop for tens of milliseconds (measured by
     # benchmarks/bench_answer_path.py).
@@ -181,4 +211,5 @@ async def _serve_with(
         settings.http_port,
         ", ".join(s.name for s in services) or "no chat adapter (API only)",
     )
-    await uvicorn.Server(config).serve()
+    async with started.running(services):
+        await uvicorn.Server(config).serve()

@@ -77,6 +77,37 @@ async def coachbot_run(db: Database, cwd: Path, settings: dict[str, str]) -> Asy
             assert secret not in output, "a secret reached the log"
 
 
+async def coachbot_run_fails(db: Database, cwd: Path, settings: dict[str, str]) -> tuple[int, str]:
+    """Run `coachbot run` that is expected to give up at start-up: its exit code and output."""
+    env = {k: v for k, v in os.environ.items() if k not in PLATFORM_VARIABLES}
+    env.update({"DATABASE_URL": db.url, "COACHBOT_HTTP_PORT": str(free_port()), **settings})
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", env=env, cwd=cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        output = (await asyncio.wait_for(process.communicate(), timeout=60))[0].decode()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return process.returncode, output
+
+
+async def test_a_telegram_token_telegram_refuses_ends_run_with_one_clear_line(
+    db: Database, tmp_path: Path
+) -> None:
+    wrong = "123456:wrong-token-for-tests"
+    async with FakeTelegramServer() as telegram:
+        settings = {"TELEGRAM_BOT_TOKEN": wrong, "TELEGRAM_API_BASE_URL": telegram.base_url}
+        code, output = await coachbot_run_fails(db, tmp_path, settings)
+    assert code == 1, output
+    assert "TELEGRAM_BOT_TOKEN: Telegram refused it at getMe" in output
+    assert "Traceback" not in output, output
+    assert wrong not in output
+
+
 async def test_telegram_long_polling(db: Database, tmp_path: Path) -> None:
     async with FakeTelegramServer() as telegram:
         settings = {"TELEGRAM_BOT_TOKEN": TELEGRAM_TOKEN, "TELEGRAM_API_BASE_URL": telegram.base_url}

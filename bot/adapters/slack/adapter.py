@@ -47,6 +47,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.adapters.slack import translate
 from bot.events import MAX_FILE_BYTES, FileEvent, InboundEvent
+from bot.protocol import AdapterStartError
 from scheduler.messages import Choice, Message, message
 from scheduler.sender import Address
 from storage import directory
@@ -90,7 +91,7 @@ class DownloadFailed(Exception):
     """The file could not be fetched from Slack."""
 
 
-class SlackStartError(Exception):
+class SlackStartError(AdapterStartError):
     """The adapter could not start. The message names the setting to fix (``SLACK_APP_TOKEN: ...``), if any,
     and Slack's error code; never a token."""
 

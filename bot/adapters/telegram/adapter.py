@@ -41,7 +41,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from telegram import BotCommand, ForceReply, Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
 from telegram.ext import Application, BaseRateLimiter, ContextTypes, TypeHandler
 
 from bot import replies
@@ -58,6 +58,7 @@ from bot.adapters.telegram.translate import (
     translate_update,
 )
 from bot.events import MAX_FILE_BYTES, FileEvent, InboundEvent, TextEvent
+from bot.protocol import AdapterStartError
 from scheduler.messages import Choice, Message, bold, message
 from scheduler.sender import Address
 from storage import learning, onboarding
@@ -284,9 +285,16 @@ class TelegramAdapter:
         return bool(self.application.running)
 
     async def start(self) -> None:
-        """``initialize()`` (getMe), register the commands, start polling (unless webhook), ``start()``."""
+        """``initialize()`` (getMe), register the commands, start polling (unless webhook), ``start()``.
+
+        A token Telegram refuses raises :class:`AdapterStartError` naming ``TELEGRAM_BOT_TOKEN``.
+        """
         app = self.application
-        await app.initialize()
+        try:
+            await app.initialize()
+        except InvalidToken as exc:  # its message quotes the token: not repeated here
+            refused = "TELEGRAM_BOT_TOKEN: Telegram refused it at getMe (Unauthorized)"
+            raise AdapterStartError(refused) from exc
         await app.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
         if app.updater is not None:
             await app.updater.start_polling(
