@@ -20,7 +20,14 @@ ALIASES = {
     "vacation": "pause",
     "unpause": "resume",
 }
-_FOLLOW_UP = re.compile(r"^(?:follow[- ]?up|fu)$", re.IGNORECASE)
+# "follow-up", "followup", "follow_up", "fu" (one word) or "follow up" (two words), in any case.
+_FOLLOW_UP = re.compile(r"follow[-_\u2010\u2011\u2013]?up|fu", re.IGNORECASE)
+_COUNT = re.compile(r"[0-9]+")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+MAX_COUNT = 1000
+COUNT_ERROR = f"The count must be a whole number between 1 and {MAX_COUNT}."
+_SIGNS = frozenset("+-\u2212\u2013")  # also the minus sign and the en dash a phone may type
+_SEPARATORS = frozenset(".,_'")
 
 
 # Without a slash, a command must look like one, so that a role-play answer such as "Help me understand
@@ -82,23 +89,19 @@ def parse_log(args: str, *, today: date) -> LogRequest:
         )
     type_word, rest = words[0].lower(), words[1:]
     count = 1
-    if rest and rest[0].isdigit():
-        count = int(rest.pop(0))
-        if not 1 <= count <= 1000:
-            raise CommandError("The count must be between 1 and 1000.")
+    if rest and _looks_like_a_number(rest[0]):
+        count = _parse_count(rest.pop(0))
     follow_up_on = None
-    if rest and _FOLLOW_UP.match(rest[0]):
-        if len(rest) < 2:
-            raise CommandError("Give the follow-up date as YYYY-MM-DD, e.g. `follow-up 2026-12-10`.")
-        try:
-            follow_up_on = date.fromisoformat(rest[1])
-        except ValueError:
-            raise CommandError(
-                "Give the follow-up date as YYYY-MM-DD, e.g. `follow-up 2026-12-10`."
-            ) from None
+    keyword = _follow_up_keyword(rest)
+    if keyword:
+        rest = rest[keyword:]
+        follow_up_on = _parse_date(
+            rest[0] if rest else "",
+            usage="Give the follow-up date as YYYY-MM-DD, e.g. `follow-up 2026-12-10`.",
+        )
         if follow_up_on < today:
             raise CommandError("That follow-up date is in the past.")
-        rest = rest[2:]
+        rest = rest[1:]
     note = " ".join(rest).strip() or None
     if note is not None and len(note) > 500:
         raise CommandError("Keep the note under 500 characters.")
@@ -114,10 +117,45 @@ def parse_pause(args: str, *, today: date) -> date | None:
         words = words[1:]
     if len(words) != 1:
         raise CommandError("Use `pause` or `pause until YYYY-MM-DD`.")
-    try:
-        until = date.fromisoformat(words[0])
-    except ValueError:
-        raise CommandError("Use `pause until YYYY-MM-DD`, e.g. `pause until 2026-12-24`.") from None
+    until = _parse_date(words[0], usage="Use `pause until YYYY-MM-DD`, e.g. `pause until 2026-12-24`.")
     if until < today:
         raise CommandError("That date is in the past.")
     return until
+
+
+def _looks_like_a_number(word: str) -> bool:
+    """'3', '-3', '3.5', '1,000', '²', '٣': a count the rep meant, even one we do not accept.
+
+    A date ('2026-12-01') or a word with a digit ('1st') is not: it starts the note.
+    """
+    digits = word[1:] if word[:1] in _SIGNS else word
+    return any(ch.isnumeric() for ch in digits) and all(ch.isnumeric() or ch in _SEPARATORS for ch in digits)
+
+
+def _parse_count(word: str) -> int:
+    """ASCII digits only: ``int()`` would also take '٣' or '1_000', and ``isdigit()`` is true for '²'."""
+    if _COUNT.fullmatch(word) is None or len(word.lstrip("0")) > len(str(MAX_COUNT)):
+        raise CommandError(COUNT_ERROR)
+    count = int(word)
+    if not 1 <= count <= MAX_COUNT:
+        raise CommandError(COUNT_ERROR)
+    return count
+
+
+def _follow_up_keyword(words: list[str]) -> int:
+    """The number of words the follow-up keyword at the start takes: 'follow-up' 1, 'follow up' 2, else 0."""
+    if words and _FOLLOW_UP.fullmatch(words[0]):
+        return 1
+    if len(words) >= 2 and words[0].lower() == "follow" and words[1].lower() == "up":
+        return 2
+    return 0
+
+
+def _parse_date(word: str, *, usage: str) -> date:
+    """Exactly YYYY-MM-DD in ASCII digits (``date.fromisoformat`` also takes '20261224' and '2026-W52')."""
+    if _ISO_DATE.fullmatch(word) is None:
+        raise CommandError(usage)
+    try:
+        return date.fromisoformat(word)
+    except ValueError:
+        raise CommandError(f"There is no date {word}. {usage}") from None
