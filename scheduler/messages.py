@@ -6,7 +6,11 @@ Slack's button text at most 75 characters); the options themselves are in the me
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+_CALLBACK_DATA = re.compile(r"a:([0-9]{1,18}):([0-9]{1,4})")
+"""ASCII digits only: ``str.isdigit`` is true for "²", which ``int`` refuses (a forged callback)."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ class Choice:
 
 def parse_callback_data(data: str) -> tuple[int, int] | None:
     """``a:<delivery id>:<option index>`` back to numbers; anything else is not ours."""
-    parts = data.split(":")
-    if len(parts) != 3 or parts[0] != "a" or not parts[1].isdigit() or not parts[2].isdigit():
+    match = _CALLBACK_DATA.fullmatch(data)
+    if match is None:
         return None
-    return int(parts[1]), int(parts[2])
+    return int(match[1]), int(match[2])

@@ -113,9 +113,10 @@ def test_callback_query_is_a_choice() -> None:
     assert inbound.event == ChoiceEvent(RITA, "cb:4382bfdwdsb323b2d9", NOW, delivery_id=1, option_index=1)
 
 
-def test_foreign_callback_data_is_ignored_but_still_answered() -> None:
+@pytest.mark.parametrize("callback_data", ["something-else", "a:²:0", "a:1:٣", "a:1:1:1", "a:-1:0", "a: 1:0"])
+def test_foreign_callback_data_is_ignored_but_still_answered(callback_data: str) -> None:
     data = fixture("callback_query")
-    data["callback_query"]["data"] = "something-else"
+    data["callback_query"]["data"] = callback_data
     assert translate_update(data, received_at=NOW) is None
     assert callback_query_id(data) == "4382bfdwdsb323b2d9"
 
