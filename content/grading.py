@@ -128,9 +128,13 @@ _REQUEST = (
 # grading ("the grading rules", "the rules of grading"), or everything before ("forget everything above").
 # "the previous formulation", "the rules of the formulary" and "above goal" are not.
 _OWNERS = r"(?:(?:the|of|all|your|these|those|my)\s+)*"
+# Owner words may also start the run before "instructions": each run of words must split only one way
+# between the two groups, or a long run ("ignore all all all ...") takes quadratic time to refuse.
+_SHARED_OWNER = r"(?:all|your|these|those)"
+_PROMPT_WORD = r"(?:previous|prior|above|earlier|preceding|original|initial|system|grading|scoring|marking)"
 _GRADING_OBJECT = (
-    rf"(?:{_OWNERS}(?:(?:previous|prior|above|earlier|preceding|original|initial|system|grading|scoring"
-    r"|marking|all|your|these|those)\s+)+(?:instructions?|prompts?)\b"
+    rf"(?:{_OWNERS}(?:{_SHARED_OWNER}\s+|{_PROMPT_WORD}\s+(?:(?:{_PROMPT_WORD}|{_SHARED_OWNER})\s+)*)"
+    r"(?:instructions?|prompts?)\b"
     rf"|{_OWNERS}(?:(?:grading|scoring|marking|evaluation)\s+)+(?:rules?|criteria|criterion|guidelines?"
     r"|scheme|system|instructions?)\b"
     r"|(?:the\s+)?(?:instructions?|prompts?|rules?|criteria)\s+(?:above|before|of\s+(?:the\s+)?"
