@@ -54,9 +54,23 @@ MCQ_POINTS = 10
 FAST_BONUS = 5
 EFFORT_POINTS = 1
 TIME_SPENT_CAP = 3
+MAX_ANSWER_CHARS = 4000
+"""Longer role-play answers are sent back to be shortened: graded text and stored text stay the same, and
+grading time stays bounded (Slack allows 40,000 characters in a message)."""
 # "2: answer", "2) answer", "2. answer", "2 - answer"; not "1.9 points" or "3-year NNT".
 _NUMBERED_ANSWER = re.compile(r"^\s*([0-9]{1,2})\s*(?:[:)]|[.\-](?=\s))\s*(.+)$", re.DOTALL)
 _TYPED_NUMBER = re.compile(r"\s*#?([0-9]{1,2})\s*[.)]?\s*")
+
+
+def _typed_choice(event: TextEvent, delivery_id: int, number: int) -> ChoiceEvent:
+    """A number typed as text, as the pick its button would have made (same key, same time)."""
+    return ChoiceEvent(
+        sender=event.sender,
+        key=event.key,
+        received_at=event.received_at,
+        delivery_id=delivery_id,
+        option_index=number - 1,
+    )
 
 
 class UnknownItem(LookupError):
@@ -182,6 +196,11 @@ class Coach:
         if isinstance(event, ChoiceEvent):
             await self._answer_choice(event)
             return
+        if isinstance(event, TextEvent) and event.reply_to_delivery is not None:
+            typed = _TYPED_NUMBER.fullmatch(event.text)
+            if typed is not None:  # a number typed in reply to a question: the same as its button
+                await self._answer_choice(_typed_choice(event, event.reply_to_delivery, int(typed[1])))
+                return
         sender = event.sender
         answered = event.reply_to_delivery if isinstance(event, TextEvent) else None
 
@@ -505,39 +524,25 @@ class Coach:
     async def _typed_pick(self, person: learning.PersonView, event: TextEvent, number: int) -> None:
         """A number typed instead of pressed picks that option, as the button would (the help says so).
 
-        It answers the question it replies to, else the newest open multiple-choice question; it is never
-        taken as a role-play answer. The pick keeps the message's idempotency key, so a replay that finds
-        another question open now changes nothing there either (the key is stored once) and stays silent.
+        Not a reply (replies go straight to their question, in ``_handle``): it answers the newest open
+        multiple-choice question, and is never taken as a role-play answer. The pick keeps the message's
+        idempotency key, so a replay that finds another question open now changes nothing there either
+        (the key is stored once) and stays silent.
         """
         to = event.sender
-        delivery_id = event.reply_to_delivery
-        if delivery_id is None:
-            recent = await self._recent_questions(person, event)
-            open_questions = [question for question in recent if question.status == DeliveryStatus.SENT]
-            mcqs = [question for question in open_questions if question.body["type"] == "mcq"]
-            roleplays = [question for question in recent if question.body["type"] == "roleplay"]
-            if mcqs:
-                delivery_id = mcqs[-1].delivery_id
-            elif len(open_questions) > 1:
-                await self._say(to, _which_roleplay(roleplays))
-                return
-            elif open_questions:
-                await self._say(to, replies.ROLEPLAY_NEEDS_WORDS)
-                return
-            elif recent and recent[-1].body["type"] == "mcq":
-                await self._say(to, replies.ALREADY_ANSWERED)  # a second pick, typed
-                return
-            else:
-                await self._say(to, replies.SHORT_HELP)
-                return
-        pick = ChoiceEvent(
-            sender=to,
-            key=event.key,
-            received_at=event.received_at,
-            delivery_id=delivery_id,
-            option_index=number - 1,
-        )
-        await self._answer_choice(pick)
+        recent = await self._recent_questions(person, event)
+        open_questions = [question for question in recent if question.status == DeliveryStatus.SENT]
+        mcqs = [question for question in open_questions if question.body["type"] == "mcq"]
+        if mcqs:
+            await self._answer_choice(_typed_choice(event, mcqs[-1].delivery_id, number))
+        elif len(open_questions) > 1:
+            await self._say(to, _which_roleplay([q for q in recent if q.body["type"] == "roleplay"]))
+        elif open_questions:
+            await self._say(to, replies.ROLEPLAY_NEEDS_WORDS)
+        elif recent and recent[-1].body["type"] == "mcq":
+            await self._say(to, replies.ALREADY_ANSWERED)  # a second pick, typed
+        else:
+            await self._say(to, replies.SHORT_HELP)
 
     async def _recent_questions(
         self, person: learning.PersonView, event: InboundEvent, *, item_kind: str | None = None
@@ -584,6 +589,9 @@ class Coach:
                 text = numbered[2]
         if context.body["type"] != "roleplay":
             await self._say(to, message("That one is multiple choice: reply with the number of your answer."))
+            return
+        if len(text) > MAX_ANSWER_CHARS:
+            await self._say(to, replies.answer_too_long(len(text), MAX_ANSWER_CHARS))
             return
         task = RoleplayTask.from_item_body(context.body)
         grade = await self._grader.grade(task, text)  # slow (an LLM): outside any transaction
@@ -667,7 +675,7 @@ class Coach:
             item_id=context.item_id,
             revision_id=context.revision_id,
             idempotency_key=event.key,
-            answer=scored.answer[:4000],
+            answer=scored.answer,
             choice_index=scored.choice_index,
             correct=scored.correct,
             score=scored.score,

@@ -98,6 +98,13 @@ def lesson(topic_name: str, text: str) -> Message:
     return message(bold(f"📘 Quick lesson — {topic_name}"), "\n", reflow(text))
 
 
+def answer_too_long(length: int, limit: int) -> Message:
+    return message(
+        f"That answer is {length:,} characters long; I grade up to {limit:,}."
+        " Please shorten it and send it again."
+    )
+
+
 def which_roleplay(numbered: Sequence[tuple[int, str]]) -> Message:
     """The open role-plays by number (numbers need not start at 1: they stay put as others are answered)."""
     lines = "\n".join(f"{number}) {_excerpt(scenario)}" for number, scenario in numbered)

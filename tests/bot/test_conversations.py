@@ -644,6 +644,28 @@ async def test_roleplay_numbers_stay_put_as_the_rep_answers_them_one_by_one(rita
     assert roleplays[2].status == DeliveryStatus.SENT
 
 
+async def test_a_roleplay_answer_too_long_to_grade_is_sent_back(rita: Transcript) -> None:
+    """Slack allows 40,000 characters; the answer graded is the one stored, so a longer one is refused."""
+    assert expected_text(await rita.start_item("ob-rp")) == expected_text(OB_RP)
+    too_long = ("Fair point, the data shows fewer stays. " * 101).strip()
+    assert len(too_long) == 4039
+    await rita.play(
+        [
+            (
+                too_long,
+                "bot> That answer is 4,039 characters long; I grade up to 4,000."
+                " Please shorten it and send it again.",
+            )
+        ]
+    )
+    assert rita.attempts() == 0
+    longest = too_long[:4000].strip()
+    graded = expected_text(await rita.say(longest))
+    assert graded.startswith("bot> Score 100/100")
+    (attempt,) = attempts_of(rita)
+    assert attempt.answer == longest
+
+
 @pytest.mark.parametrize(
     "answer",
     ["1.9 points lower LDL over 3 years.", "1-year data shows fewer stays.", "2.5 mmol/L lower LDL."],
