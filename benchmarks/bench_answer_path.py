@@ -372,6 +372,12 @@ class Rounds:
     """Seconds per answer, by round: the median of them all is the figure, the round medians the noise."""
 
     rounds: list[list[float]] = field(default_factory=list)
+    storage: list[float] = field(default_factory=list)
+    """Storage seconds per answer, by round (answer path rounds only)."""
+
+    def add(self, timings: list[float], storage: float = 0.0) -> None:
+        self.rounds.append(timings)
+        self.storage.append(storage)
 
     @property
     def median(self) -> float:
@@ -384,14 +390,12 @@ class Rounds:
 
 def measure_rounds(
     engine: Engine, rep_ids: list[int], mcqs: list[tuple[int, int, int]], reps: range
-) -> tuple[Rounds, float]:
-    """One round per rep in ``reps``, each with its own runner; returns the rounds and storage per answer."""
-    rounds, storage = Rounds(), []
+) -> Rounds:
+    """One round per rep in ``reps``, each with its own runner."""
+    rounds = Rounds()
     for rep_index in reps:
-        timings, seconds = asyncio.run(measure_answers(engine, rep_ids, mcqs, rep_index=rep_index))
-        rounds.rounds.append(timings)
-        storage.append(seconds)
-    return rounds, statistics.median(storage)
+        rounds.add(*asyncio.run(measure_answers(engine, rep_ids, mcqs, rep_index=rep_index)))
+    return rounds
 
 
 async def measure_stall(
@@ -542,14 +546,11 @@ def run_backend(
         settle_garbage_collector()
         raw = Rounds()
         measured = [Rounds(), Rounds()]
-        storage: list[list[float]] = [[], []]
         for round_number, rep_index in enumerate(MEASURED_REPS):
             if callable(baseline):
-                raw.rounds.append(baseline(round_number))
+                raw.add(baseline(round_number))
             for which, (engine, (rep_ids, mcqs)) in enumerate(zip(engines, prepared, strict=True)):
-                timings, seconds = asyncio.run(measure_answers(engine, rep_ids, mcqs, rep_index=rep_index))
-                measured[which].rounds.append(timings)
-                storage[which].append(seconds)
+                measured[which].add(*asyncio.run(measure_answers(engine, rep_ids, mcqs, rep_index=rep_index)))
         if callable(baseline):
             baseline = raw.median
             print(f"  raw sqlite3 transaction: {baseline * 1000:.3f} ms ({raw.spread(3)})")
@@ -559,14 +560,14 @@ def run_backend(
             print(
                 f"  {label}, {what}: median {rounds.median * 1000:.2f} ms per answer"
                 f" = {rounds.median / baseline:.1f}x raw ({rounds.spread()};"
-                f" storage {statistics.median(storage[which]) * 1000:.2f} ms;"
+                f" storage {statistics.median(rounds.storage) * 1000:.2f} ms;"
                 f" memory model {costs['memory model'] * 1e6:.0f} µs;"
                 f" grading {costs['grading'] * 1e6:.1f} µs; rendering {costs['rendering'] * 1e6:.0f} µs)"
             )
         if label == "SQLite":
             with pinned_to_one_cpu() as pinned:
                 if pinned:
-                    alone, _ = measure_rounds(engines[0], *prepared[0], PINNED_REPS)
+                    alone = measure_rounds(engines[0], *prepared[0], PINNED_REPS)
             if pinned:
                 print(
                     f"  {label}, an empty database, loop and storage threads pinned to one CPU: median"

@@ -22,7 +22,7 @@ ALIASES = {
 }
 # "follow-up", "followup", "follow_up", "fu" (one word) or "follow up" (two words), in any case.
 _FOLLOW_UP = re.compile(r"follow[-_\u2010\u2011\u2013]?up|fu", re.IGNORECASE)
-_COUNT = re.compile(r"[0-9]+")
+_COUNT = re.compile(r"0*([0-9]{1,4})")  # int() gets at most four digits, never thousands
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 MAX_COUNT = 1000
 COUNT_ERROR = f"The count must be a whole number between 1 and {MAX_COUNT}."
@@ -134,9 +134,10 @@ def _looks_like_a_number(word: str) -> bool:
 
 def _parse_count(word: str) -> int:
     """ASCII digits only: ``int()`` would also take '٣' or '1_000', and ``isdigit()`` is true for '²'."""
-    if _COUNT.fullmatch(word) is None or len(word.lstrip("0")) > len(str(MAX_COUNT)):
+    match = _COUNT.fullmatch(word)
+    if match is None:
         raise CommandError(COUNT_ERROR)
-    count = int(word)
+    count = int(match[1])
     if not 1 <= count <= MAX_COUNT:
         raise CommandError(COUNT_ERROR)
     return count

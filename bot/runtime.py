@@ -112,7 +112,7 @@ def build_app(
     services: Sequence[Service],
     runner: StorageRunner,
     *,
-    on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    on_shutdown: Callable[[], Awaitable[None]],
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -121,8 +121,7 @@ def build_app(
             yield
         finally:
             maintenance.cancel()
-            if on_shutdown is not None:
-                await on_shutdown()
+            await on_shutdown()
 
     async def readiness() -> dict[str, bool]:
         return {service.name: service.started() for service in services}

@@ -370,11 +370,9 @@ def question_context(session: Executor, *, delivery_id: int) -> DeliveryContext 
     return _context(row) if row is not None else None
 
 
-def open_questions(
-    session: Session, *, person_id: int, sent_after: datetime, item_kind: str | None = None
-) -> list[DeliveryContext]:
-    """Questions sent to the rep, not yet answered and not expired, oldest first (of one kind, if given)."""
-    return _questions_sent(session, person_id, sent_after, item_kind, (DeliveryStatus.SENT,))
+def open_questions(session: Session, *, person_id: int, sent_after: datetime) -> list[DeliveryContext]:
+    """Questions sent to the rep, not yet answered and not expired, oldest first."""
+    return _questions_sent(session, person_id, sent_after, None, (DeliveryStatus.SENT,))
 
 
 def recent_questions(

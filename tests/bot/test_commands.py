@@ -63,6 +63,8 @@ def _refusal(parse: Callable[..., object], args: str) -> str:
             id="follow-without-up-is-a-note",
         ),
         pytest.param("visit 1st call", ("visit", 1, None, "1st call"), id="a-word-with-a-digit-is-a-note"),
+        pytest.param("visit 007", ("visit", 7, None, None), id="leading-zeros"),
+        pytest.param("visit " + "0" * 5000 + "7", ("visit", 7, None, None), id="more-zeros-than-int-reads"),
         pytest.param(
             "visit 2026-11-30 Dr Rao", ("visit", 1, None, "2026-11-30 Dr Rao"), id="a-date-is-a-note"
         ),
