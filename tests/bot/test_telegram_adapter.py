@@ -23,9 +23,11 @@ from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from bot.adapters.telegram.adapter import INVITE_REFUSED, PacedRateLimiter, TelegramAdapter, file_url_for
+from bot.adapters.telegram.service import TelegramService
 from bot.engine import Coach, CoachConfig
 from bot.events import MAX_FILE_BYTES
 from bot.grading import RubricGrader
+from bot.protocol import AdapterStartError
 from bot.replies import UNKNOWN_PERSON
 from content.loading import load_packs, load_roster
 from scheduler import memory
@@ -45,7 +47,7 @@ from storage.models import (
 )
 from storage.runner import StorageRunner
 from tests.conftest import Database, snapshot
-from tests.fakes.telegram_server import Call, FakeTelegramServer, query_too_old, retry_after
+from tests.fakes.telegram_server import Call, Failure, FakeTelegramServer, query_too_old, retry_after
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "telegram"
@@ -601,3 +603,110 @@ async def test_a_file_telegram_will_not_give_is_reported(db: Database) -> None:
         [reply] = said(r, ADA_ID)
         assert reply.startswith("Sorry, I could not fetch mini-pack.yaml from Telegram.")
         assert mini_pack(r) is None
+
+
+# --- the platform misbehaving --------------------------------------------------------------------------
+
+
+async def test_a_failed_callback_answer_still_scores_the_pick(db: Database) -> None:
+    """answerCallbackQuery only stops the button's spinner: a 502 there lost the rep's answer."""
+    async with rig(db) as r:
+        assert await r.coach.start_item(r.person("rita@example.com"), "coach", "ob-1")
+        question = r.delivery(f"{RITA_ID}:1")
+        r.server.script("answerCallbackQuery", Failure(502, "Bad Gateway"))
+        pressed = f"a:{question.id}:{r.answer_of(question)}"
+        await r.webhook(callback(790001, data=pressed, message_id=1, query_id="q-502"))
+        (attempt,) = r.attempts()
+        assert attempt.correct
+        assert r.server.sent_texts()[-1].startswith("<b>✅ Correct!</b>")
+
+
+async def test_flood_control_on_the_callback_answer_is_not_the_reps_thinking_time(
+    db: Database, tmp_path: Path
+) -> None:
+    """A 429 on answerCallbackQuery is not retried, and its wait never counts in the response time."""
+    pack = tmp_path / "coach-pack.yaml"
+    pack.write_text(
+        (DATA / "coach-pack.yaml").read_text().replace("target_seconds: 30", "target_seconds: 2", 1)
+    )
+    async with rig(db, pack=pack) as r:
+        assert await r.coach.start_item(r.person("rita@example.com"), "coach", "ob-1")
+        question = r.delivery(f"{RITA_ID}:1")
+        r.server.script("answerCallbackQuery", retry_after(3))
+        pressed = f"a:{question.id}:{r.answer_of(question)}"
+        await r.webhook(callback(790002, data=pressed, message_id=1, query_id="q-429"))
+        (attempt,) = r.attempts()
+        assert attempt.points == 15, "the fast-answer bonus: answered within the item's 2 s"
+        assert len(r.server.calls_to("answerCallbackQuery")) == 1
+
+
+async def test_a_failed_edit_of_the_question_does_not_stop_the_session(db: Database) -> None:
+    """Closing the answered question is cosmetic: a 502 there sent the apology and lost the next question."""
+    async with rig(db) as r:
+        rita = r.person("rita@example.com")
+        assert await r.coach.start_item(rita, "coach", "ob-1")
+        with write_session(r.engine) as session:
+            candidate = learning.candidate_by_key(session, pack_key="coach", item_key="ob-2")
+            assert candidate is not None
+            learning.create_delivery(
+                session,
+                person_id=rita.id,
+                kind="question",
+                local_date=utcnow().date(),
+                scheduled_at=utcnow(),
+                item_id=candidate.item_id,
+                revision_id=candidate.revision_id,
+                topic_id=candidate.topic_id,
+            )
+        question = r.delivery(f"{RITA_ID}:1")
+        r.server.script("editMessageText", Failure(502, "Bad Gateway"))
+        pressed = f"a:{question.id}:{r.answer_of(question)}"
+        await r.webhook(callback(790003, data=pressed, message_id=1, query_id="q-edit"))
+        sent = r.server.sent_texts()
+        assert sent[-2].startswith("<b>✅ Correct!</b>")
+        assert "I have no time" in sent[-1], "the session's next question follows the feedback"
+        assert not any("went wrong" in text for text in sent)
+        assert len(r.attempts()) == 1
+
+
+def _unstarted(db: Database, server: FakeTelegramServer, *, webhook: bool) -> TelegramAdapter:
+    return TelegramAdapter(
+        token=server.token,
+        engine=db.engine,
+        runner=StorageRunner(),
+        base_url=server.base_url,
+        webhook=webhook,
+        per_chat_interval=0.0,
+        poll_timeout=1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "webhook"),
+    [("getMe", True), ("setMyCommands", True), ("deleteWebhook", False)],
+)
+async def test_a_failed_start_step_is_one_clear_error_and_leaves_nothing_running(
+    db: Database, method: str, webhook: bool
+) -> None:
+    async with FakeTelegramServer() as server:
+        server.script(method, Failure(502, "Bad Gateway"))
+        adapter = _unstarted(db, server, webhook=webhook)
+        with pytest.raises(AdapterStartError) as refused:
+            await asyncio.wait_for(adapter.start(), 30)
+        assert str(refused.value).startswith("TELEGRAM_API_BASE_URL: Telegram failed at ")
+        assert "Bad Gateway" in str(refused.value)
+        assert server.token not in str(refused.value)
+        assert not adapter.running
+        assert not adapter.application.running
+
+
+async def test_a_refused_webhook_stops_the_adapter_and_names_the_setting(db: Database) -> None:
+    async with FakeTelegramServer() as server:
+        server.script("setWebhook", Failure(400, "Bad Request: bad webhook: HTTPS url must be provided"))
+        adapter = _unstarted(db, server, webhook=True)
+        hook = "https://coach.example.com/telegram/webhook"
+        service = TelegramService(adapter, webhook_url=hook, webhook_secret="s3", token=server.token)
+        with pytest.raises(AdapterStartError, match=r"^TELEGRAM_WEBHOOK_URL: Telegram failed at setWebhook"):
+            await asyncio.wait_for(service.start(), 30)
+        assert not service.started()
+        assert not adapter.application.running

@@ -216,8 +216,8 @@ class PacedRateLimiter(BaseRateLimiter[None]):
             except RetryAfter as exc:
                 attempt += 1
                 wait = min(_seconds(exc), self._max_retry_wait)
-                if attempt > self._max_retries:
-                    raise
+                if attempt > self._max_retries or endpoint == "answerCallbackQuery":
+                    raise  # a late answer to a button press is refused by Telegram anyway
                 log.warning("Telegram flood control on %s: retrying in %.0f s", endpoint, wait)
                 await asyncio.sleep(wait)
 
@@ -287,7 +287,8 @@ class TelegramAdapter:
     async def start(self) -> None:
         """``initialize()`` (getMe), register the commands, start polling (unless webhook), ``start()``.
 
-        A token Telegram refuses raises :class:`AdapterStartError` naming ``TELEGRAM_BOT_TOKEN``.
+        Any failure raises :class:`AdapterStartError` naming the setting to check (``TELEGRAM_BOT_TOKEN``
+        for a refused token, else ``TELEGRAM_API_BASE_URL``) and leaves nothing running.
         """
         app = self.application
         try:
@@ -295,12 +296,25 @@ class TelegramAdapter:
         except InvalidToken as exc:  # its message quotes the token: not repeated here
             refused = "TELEGRAM_BOT_TOKEN: Telegram refused it at getMe (Unauthorized)"
             raise AdapterStartError(refused) from exc
-        await app.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
-        if app.updater is not None:
-            await app.updater.start_polling(
-                timeout=int(self._poll_timeout), allowed_updates=list(ALLOWED_UPDATES)
-            )
-        await app.start()
+        except TelegramError as exc:
+            raise self.start_error("TELEGRAM_API_BASE_URL", "getMe", exc) from exc
+        step = "setMyCommands"
+        try:
+            await app.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
+            if app.updater is not None:
+                step = "getUpdates"
+                await app.updater.start_polling(
+                    timeout=int(self._poll_timeout), allowed_updates=list(ALLOWED_UPDATES)
+                )
+            await app.start()
+        except TelegramError as exc:
+            await self.stop()
+            raise self.start_error("TELEGRAM_API_BASE_URL", step, exc) from exc
+
+    def start_error(self, setting: str, method: str, exc: TelegramError) -> AdapterStartError:
+        """Telegram's reason, without the bot token (it sits in request URLs an error may quote)."""
+        reason = exc.message.replace(self.application.bot.token, "<token>")
+        return AdapterStartError(f"{setting}: Telegram failed at {method} ({reason})")
 
     async def stop(self) -> None:
         """The reverse of :meth:`start`; waits for engine tasks that are running."""
@@ -370,12 +384,16 @@ class TelegramAdapter:
         task.add_done_callback(self._tasks.discard)
 
     async def _process(self, update: Update) -> None:
+        received_at = self._clock()  # before anything waits: the rep's time ends when the update arrives
         try:
             data = update.to_dict()
             query_id = callback_query_id(data)
             if query_id is not None:
-                await self._answer_callback(query_id)
-            inbound = translate_update(data, received_at=self._clock())
+                # Only stops the button's spinner: it must neither hold up nor lose the answer.
+                task = asyncio.get_running_loop().create_task(self._answer_callback(query_id))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            inbound = translate_update(data, received_at=received_at)
             if inbound is None:
                 log.debug("ignored Telegram update %s", update.update_id)
                 return
@@ -392,6 +410,8 @@ class TelegramAdapter:
         except BadRequest as exc:
             # A replayed or late callback query: Telegram no longer accepts an answer. Not an error.
             log.debug("callback query not answered: %s", exc.message)
+        except TelegramError as exc:
+            log.warning("could not answer a Telegram callback query: %s", exc.message)
 
     async def _dispatch(self, inbound: Inbound) -> None:
         event = inbound.event
@@ -572,6 +592,8 @@ class TelegramAdapter:
         except BadRequest as exc:
             if "not modified" not in exc.message.lower():
                 log.warning("could not edit Telegram message %s: %s", ref, exc.message)
+        except TelegramError as exc:  # the edit only tidies the chat: the conversation goes on without it
+            log.warning("could not edit Telegram message %s: %s", ref, exc.message)
 
     async def _blocked(self, to: Address, exc: Forbidden) -> None:
         log.info("Telegram user %s cannot be reached (%s): marked unreachable", to.user_id, exc.message)

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import Engine
 from telegram import Bot
+from telegram.error import TelegramError
 
 from bot.adapters.telegram.adapter import TelegramAdapter
 from bot.engine import Coach
@@ -92,7 +93,13 @@ class TelegramService:
         await self.adapter.start()
         if self._webhook_url is not None and self._webhook_secret is not None:
             url = fingerprinted_url(self._webhook_url, token=self._token, secret=self._webhook_secret)
-            await self.adapter.set_webhook_if_changed(url, self._webhook_secret)
+            try:
+                await self.adapter.set_webhook_if_changed(url, self._webhook_secret)
+            except BaseException as exc:
+                await self.adapter.stop()  # the runtime stops only services that started
+                if isinstance(exc, TelegramError):
+                    raise self.adapter.start_error("TELEGRAM_WEBHOOK_URL", "setWebhook", exc) from exc
+                raise
 
     async def stop(self) -> None:
         await self.adapter.stop()
