@@ -122,6 +122,32 @@ def test_foreign_callback_data_is_ignored_but_still_answered(callback_data: str)
 
 
 @pytest.mark.parametrize(
+    "forwarded",
+    [
+        {"forward_origin": {"type": "user", "date": 1796198300, "sender_user": {"id": 5, "is_bot": False}}},
+        {"forward_origin": {"type": "channel", "date": 1796198300, "chat": {"id": -100, "type": "channel"}}},
+        {"forward_from": {"id": 5, "is_bot": False, "first_name": "Ben"}, "forward_date": 1796198300},
+        {"via_bot": {"id": 7, "is_bot": True, "first_name": "gif"}},
+    ],
+)
+def test_text_the_rep_did_not_type_is_ignored(forwarded: dict[str, Any]) -> None:
+    """Someone else's words, forwarded (or an inline bot's), are neither an answer nor a command."""
+    for name in ("text", "quiz"):
+        data = fixture(name)
+        data["message"].update(forwarded)
+        assert translate_update(data, received_at=NOW) is None
+
+
+def test_a_forwarded_file_is_still_a_file() -> None:
+    """An admin may forward a pack someone sent them."""
+    data = fixture("message_document")
+    data["message"]["forward_origin"] = {"type": "hidden_user", "date": 1796198300, "sender_user_name": "X"}
+    inbound = translate_update(data, received_at=NOW)
+    assert inbound is not None
+    assert isinstance(inbound.event, FileEvent)
+
+
+@pytest.mark.parametrize(
     "name", ["edited_message", "my_chat_member", "group_message", "bot_message", "sticker", "channel_post"]
 )
 def test_ignored_updates(name: str) -> None:

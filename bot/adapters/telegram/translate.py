@@ -166,6 +166,8 @@ def _from_message(update_id: int, message: Mapping[str, Any], received_at: datet
         return _from_document(update_id, key, sender, document, message.get("caption"), received_at)
     if sender is None or message_id is None or not isinstance(text, str) or not text.strip():
         return None
+    if _not_typed_by_sender(message):
+        return None
     key = f"msg:{sender.channel}:{message_id}"
     stripped = text.strip()
     if stripped.startswith("/"):
@@ -183,6 +185,24 @@ def _from_message(update_id: int, message: Mapping[str, Any], received_at: datet
         if author is not None and author.get("is_bot") is True and replied_id is not None:
             reply_to_ref = f"{sender.channel}:{replied_id}"
     return Inbound(update_id, TextEvent(sender, key, received_at, text), reply_to_ref=reply_to_ref)
+
+
+_FORWARD_FIELDS = (
+    "forward_origin",
+    "forward_from",
+    "forward_from_chat",
+    "forward_sender_name",
+    "forward_date",
+)
+
+
+def _not_typed_by_sender(message: Mapping[str, Any]) -> bool:
+    """Forwarded text (someone else's words) or text an inline bot wrote is no answer, nor a command.
+
+    ``forward_origin`` since Bot API 7.0, the ``forward_*`` fields before it. A forwarded file stays a file
+    an admin may load: only text is ignored.
+    """
+    return any(field in message for field in _FORWARD_FIELDS) or "via_bot" in message
 
 
 def render_html(message: Message, *, limit: int = MAX_TEXT) -> str:
