@@ -32,3 +32,7 @@ def configure_logging(*, level: str, fmt: str) -> None:
     # Request logs of the HTTP clients would print bot tokens that sit in URL paths (Telegram).
     for noisy in ("httpx", "httpcore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The chat SDKs' debug records quote the bot token ("Set Bot API URL") and the webhook secret
+    # (setWebhook's parameters): never below INFO, whatever the level asked for.
+    for sdk in ("telegram", "slack_sdk", "slack_bolt"):
+        logging.getLogger(sdk).setLevel(max(logging.INFO, root.level))
