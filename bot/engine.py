@@ -530,6 +530,11 @@ class Coach:
         (the key is stored once) and stays silent.
         """
         to = event.sender
+        if event.reply_to_other_message:
+            # E.g. the first copy of a question sent again: guessing the newest question could score the
+            # pick on another one.
+            await self._say(to, replies.PICK_ON_THE_QUESTION)
+            return
         recent = await self._recent_questions(person, event)
         open_questions = [question for question in recent if question.status == DeliveryStatus.SENT]
         mcqs = [question for question in open_questions if question.body["type"] == "mcq"]

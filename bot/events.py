@@ -33,6 +33,9 @@ class ChoiceEvent(Inbound):
 class TextEvent(Inbound):
     text: str
     reply_to_delivery: int | None = None
+    reply_to_other_message: bool = False
+    """A reply to one of the bot's messages that is no question it knows (an older copy of a re-sent
+    question, a lesson): the text is not about the newest question for sure."""
 
 
 @dataclass(frozen=True)

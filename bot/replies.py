@@ -31,6 +31,10 @@ ALREADY_ANSWERED = message("You've already answered that one. Send ", bold("quiz
 EXPIRED = message("That question has expired. Send ", bold("quiz"), " for a fresh one.")
 OUR_FAULT = message("Sorry — something went wrong on my side. Please try that again in a minute.")
 NOTHING_TO_PRACTISE = message("There's nothing to practise right now — your team has no content yet.")
+PICK_ON_THE_QUESTION = message(
+    "I can't tell which question that number is for: press its button, or reply to the question's"
+    " latest message."
+)
 ROLEPLAY_NEEDS_WORDS = message("That one is a role-play: reply in your own words.")
 NO_MORE_TODAY = message("You've practised everything available for now. Great work — come back tomorrow!")
 

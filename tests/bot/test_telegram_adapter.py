@@ -710,3 +710,24 @@ async def test_a_refused_webhook_stops_the_adapter_and_names_the_setting(db: Dat
             await asyncio.wait_for(service.start(), 30)
         assert not service.started()
         assert not adapter.application.running
+
+
+async def test_a_number_replied_to_an_older_copy_of_a_question_is_not_guessed(db: Database) -> None:
+    """/quiz sends an open question again; a reply to its first copy matched no question, and the number
+    was scored on whichever question was newest: another question, wrongly."""
+    async with rig(db) as r:
+        rita = r.person("rita@example.com")
+        assert await r.coach.start_item(rita, "coach", "ob-1")  # message 1
+        assert await r.coach.start_item(rita, "coach", "ob-2")  # message 2
+        first = r.delivery(f"{RITA_ID}:1")
+        quiz = fixture("quiz", 791001)
+        quiz["message"]["message_id"] = 300
+        await r.webhook(quiz)  # ob-1 again, as a new message: its reference moves there
+        reply = reply_to(1, str(r.answer_of(first) + 1), 791002)
+        reply["message"]["message_id"] = 301
+        before = snapshot(r.engine)["attempt"]
+        await r.webhook(reply)
+        assert snapshot(r.engine)["attempt"] == before
+        assert r.server.sent_texts()[-1].startswith("I can't tell which question that number is for")
+        newest = r.server.sent_texts()[-2]
+        assert "Too expensive" in newest, "the quiz command showed ob-1 again"

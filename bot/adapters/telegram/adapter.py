@@ -431,8 +431,11 @@ class TelegramAdapter:
         if decision.known and not decision.fresh:
             log.info("ignored a replayed Telegram update %s", inbound.update_id)
             return
-        if decision.reply_to_delivery is not None and isinstance(event, TextEvent):
-            event = replace(event, reply_to_delivery=decision.reply_to_delivery)
+        if inbound.reply_to_ref is not None and isinstance(event, TextEvent):
+            if decision.reply_to_delivery is not None:
+                event = replace(event, reply_to_delivery=decision.reply_to_delivery)
+            else:
+                event = replace(event, reply_to_other_message=True)
         if decision.known and document is not None and isinstance(event, FileEvent):
             content = await self._download(event, document)
             if content is None:
