@@ -131,6 +131,16 @@ def mark_unreachable(session: Session, *, person_id: int) -> None:
     )
 
 
+def mark_reachable(session: Session, *, person_id: int) -> None:
+    """The person wrote to the bot again (they unblocked it): send to them again."""
+    session.execute(
+        update(Person)
+        .where(col(Person.id) == person_id, col(Person.reachable).is_(False))
+        .values(reachable=True)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def delivery_for_message_ref(session: Session, *, ref: str) -> int | None:
     """The question delivery sent as the platform message ``ref`` (the latest one, should a ref repeat)."""
     return session.exec(

@@ -398,6 +398,17 @@ async def test_blocked_rep_is_marked_unreachable_and_not_retried(db: Database) -
             assert session.exec(select(Person).where(Person.email == "ben@example.com")).one().reachable
 
 
+async def test_an_unreachable_rep_who_writes_again_is_reachable_again(db: Database) -> None:
+    """She had blocked the bot and unblocked it: `coachbot status` must stop listing her as unreachable."""
+    async with rig(db) as r:
+        r.server.block(RITA_ID)
+        assert await r.adapter.send_message(RITA, message("Hello")) is None
+        r.server.unblock(RITA_ID)
+        await r.webhook(fixture("text", 792001))
+        with read_session(r.engine) as session:
+            assert session.exec(select(Person).where(Person.email == "rita@example.com")).one().reachable
+
+
 async def test_pack_and_user_strings_are_html_escaped(db: Database, tmp_path: Path) -> None:
     pack = tmp_path / "coach-pack.yaml"
     original = (DATA / "coach-pack.yaml").read_text()

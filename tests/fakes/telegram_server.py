@@ -174,6 +174,9 @@ class FakeTelegramServer:
     def block(self, chat_id: int) -> None:
         self._blocked.add(chat_id)
 
+    def unblock(self, chat_id: int) -> None:
+        self._blocked.discard(chat_id)
+
     def add_file(self, file_id: str, content: bytes, file_path: str | None = None) -> StoredFile:
         """Serve ``content`` as ``file_id`` (getFile) and at ``file_path`` (the download)."""
         stored = StoredFile(file_id, content, file_path or f"documents/file_{len(self._files)}")

@@ -477,6 +477,7 @@ class TelegramAdapter:
                 return _Decision(known=False, fresh=True)  # the engine answers; nothing is written
             if not learning.claim_update(session, platform=PLATFORM, update_key=inbound.update_key):
                 return _Decision(known=True, fresh=False)
+            onboarding.mark_reachable(session, person_id=person.id)  # someone who writes can be written to
             delivery = None
             if inbound.reply_to_ref is not None:
                 delivery = onboarding.delivery_for_message_ref(session, ref=inbound.reply_to_ref)
