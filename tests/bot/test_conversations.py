@@ -98,6 +98,12 @@ HELP = """
          • settings [timezone Area/City | time HH:MM] — your session time
          Answer a question with its number; answer a role-play in your own words.
 """
+WHICH_ROLEPLAY = """
+    bot> You have 2 open role-plays:
+         1) Dr. Weber: 'Your drug costs too much.'
+         2) Dr. Roth: 'Will it fix my patient's heart?'
+         Start your answer with its number, e.g. 1: I understand your concern…
+"""
 SHORT_HELP = "bot> I didn't catch that. Send quiz for a question or help for commands."
 ALREADY_ANSWERED = "bot> You've already answered that one. Send quiz for the next question."
 ROLEPLAY_NEEDS_WORDS = "bot> That one is a role-play: reply in your own words."
@@ -554,12 +560,7 @@ async def test_two_open_roleplays_the_bot_asks_which(rita: Transcript) -> None:
         [
             (
                 "I understand your concern",
-                """
-                bot> You have 2 open role-plays:
-                     1) Dr. Weber: 'Your drug costs too much.'
-                     2) Dr. Roth: 'Will it fix my patient's heart?'
-                     Start your answer with its number, e.g. 1: I understand your concern…
-                """,
+                WHICH_ROLEPLAY,
             ),
             (
                 "2: It is approved to lower LDL, and the main side effect is a headache.",
@@ -1230,12 +1231,7 @@ async def test_a_typed_number_is_never_a_roleplay_answer(rita: Transcript) -> No
         [
             (
                 "1",
-                """
-                bot> You have 2 open role-plays:
-                     1) Dr. Weber: 'Your drug costs too much.'
-                     2) Dr. Roth: 'Will it fix my patient's heart?'
-                     Start your answer with its number, e.g. 1: I understand your concern…
-                """,
+                WHICH_ROLEPLAY,
             )
         ],
         typed_on_a_platform=True,

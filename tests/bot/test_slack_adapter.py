@@ -22,17 +22,15 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from bot.adapters.slack import SlackAdapter
-from bot.engine import Coach, CoachConfig
+from bot.engine import Coach
 from bot.events import MAX_FILE_BYTES
-from bot.grading import RubricGrader
-from scheduler import memory
 from scheduler.messages import message
 from scheduler.sender import Address
 from storage import learning
 from storage.db import read_session
 from storage.models import Attempt, AuditLog, ChatIdentity, Delivery, Pack
 from storage.runner import StorageRunner
-from tests.bot.transcript import EXPIRE_AFTER, STEP, Clock, load_content
+from tests.bot.transcript import STEP, Clock, coach_for_tests, load_content
 from tests.conftest import DATA, Database, snapshot
 from tests.fakes.slack_server import (
     BOT_ID,
@@ -138,15 +136,7 @@ async def slack(db: Database) -> AsyncIterator[Harness]:
             pace_seconds=0.0,
             clock=clock,
         )
-        coach = Coach(
-            engine=db.engine,
-            runner=runner,
-            adapter=adapter,
-            grader=RubricGrader(),
-            memory_model=memory.make_scheduler(fuzzing=False),
-            config=CoachConfig(default_timezone="UTC", expire_after=EXPIRE_AFTER),
-            clock=clock,
-        )
+        coach = coach_for_tests(db.engine, runner, adapter, clock)
         adapter.set_handler(coach.handle)
         await adapter.start()
 

@@ -38,16 +38,14 @@ from bot.adapters.slack import SlackAdapter
 from bot.adapters.slack import adapter as slack_adapter
 from bot.adapters.slack.adapter import SlackStartError
 from bot.adapters.slack.service import SlackService
-from bot.engine import Coach, CoachConfig
-from bot.grading import RubricGrader
-from scheduler import memory
+from bot.engine import Coach
 from storage import learning
 from storage.db import read_session
 from storage.models import Attempt, Delivery
 from storage.runner import StorageRunner
 from tests.bot.test_run import free_port
 from tests.bot.test_slack_adapter import UNHANDLED, unhandled, unhandled_ack
-from tests.bot.transcript import EXPIRE_AFTER, STEP, Clock, expected_text, load_content
+from tests.bot.transcript import STEP, Clock, coach_for_tests, expected_text, load_content
 from tests.conftest import Database, snapshot
 from tests.fakes.slack_server import BOT_ID, BOT_TOKEN, BOT_USER_ID, Call
 from tests.fakes.slack_socket_mode import (
@@ -255,15 +253,7 @@ async def slack(db: Database) -> AsyncIterator[Harness]:
             pace_seconds=0.0,
             clock=clock,
         )
-        coach = Coach(
-            engine=db.engine,
-            runner=runner,
-            adapter=adapter,
-            grader=RubricGrader(),
-            memory_model=memory.make_scheduler(fuzzing=False),
-            config=CoachConfig(default_timezone="UTC", expire_after=EXPIRE_AFTER),
-            clock=clock,
-        )
+        coach = coach_for_tests(db.engine, runner, adapter, clock)
         adapter.set_handler(coach.handle)
         try:
             await asyncio.wait_for(adapter.start(), START_TIMEOUT)

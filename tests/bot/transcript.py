@@ -35,6 +35,7 @@ from bot.adapters.console.adapter import PLATFORM, ConsoleAdapter
 from bot.engine import Coach, CoachConfig
 from bot.events import ChoiceEvent, InboundEvent, TextEvent
 from bot.grading import RoleplayGrader, RubricGrader
+from bot.protocol import ChatAdapter
 from content.loading import load_packs, load_roster
 from scheduler import memory
 from scheduler.sender import Address
@@ -65,6 +66,27 @@ class Clock:
     def advance(self, delta: timedelta) -> datetime:
         self.now += delta
         return self.now
+
+
+def coach_for_tests(
+    engine: Engine,
+    runner: StorageRunner,
+    adapter: ChatAdapter,
+    clock: Clock,
+    *,
+    grader: RoleplayGrader | None = None,
+) -> Coach:
+    """The engine as the conversation tests run it on any adapter: FSRS without fuzzing (due dates are
+    exact), UTC for people without a zone, questions expiring after ``EXPIRE_AFTER``, the fake clock."""
+    return Coach(
+        engine=engine,
+        runner=runner,
+        adapter=adapter,
+        grader=grader or RubricGrader(),
+        memory_model=memory.make_scheduler(fuzzing=False),
+        config=CoachConfig(default_timezone="UTC", expire_after=EXPIRE_AFTER),
+        clock=clock,
+    )
 
 
 def load_content(engine: Engine) -> None:
@@ -112,14 +134,8 @@ class Transcript:
     def __post_init__(self) -> None:
         self.address = bind_console(self.engine, self.email)
         self.adapter = ConsoleAdapter(self.out)
-        self.coach = Coach(
-            engine=self.engine,
-            runner=StorageRunner(),
-            adapter=self.adapter,
-            grader=self.grader,
-            memory_model=memory.make_scheduler(fuzzing=False),
-            config=CoachConfig(default_timezone="UTC", expire_after=EXPIRE_AFTER),
-            clock=self.clock,
+        self.coach = coach_for_tests(
+            self.engine, StorageRunner(), self.adapter, self.clock, grader=self.grader
         )
 
     @classmethod
