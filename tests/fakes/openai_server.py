@@ -30,6 +30,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.local import serve_locally
+
 DEFAULT_API_KEY = "sk-test-fake-openai"
 
 
@@ -216,11 +218,7 @@ class FakeOpenAIServer:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat_completions)
-        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = int(self._runner.addresses[0][1])
+        self._runner, self._port = await serve_locally(app, handler_cancellation=True, shutdown_timeout=1.0)
 
     async def close(self) -> None:
         self._closing.set()

@@ -41,6 +41,8 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from tests.fakes.local import serve_locally
+
 BOT_TOKEN = "xoxb-test-fake-slack"
 TEAM_ID = "T0COACH"
 BOT_USER_ID = "U0BOT"
@@ -132,11 +134,7 @@ class FakeSlackServer:
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_get("/files-pri/{team_file}/download/{name}", self._download)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = int(self._runner.addresses[0][1])
+        self._runner, port = await serve_locally(app)
         self.base = f"http://127.0.0.1:{port}"
         return self
 

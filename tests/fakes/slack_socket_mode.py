@@ -65,6 +65,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from tests.fakes.local import serve_locally
 from tests.fakes.slack_server import Call, FakeSlackServer
 
 APP_ID = "A0COACH"
@@ -131,11 +132,7 @@ class FakeSocketModeServer(FakeSlackServer):
         await super().__aenter__()
         app = web.Application()
         app.router.add_get("/link/", self._link)
-        self._socket_runner = web.AppRunner(app, shutdown_timeout=1.0)
-        await self._socket_runner.setup()
-        site = web.TCPSite(self._socket_runner, "127.0.0.1", 0)
-        await site.start()
-        port = int(self._socket_runner.addresses[0][1])
+        self._socket_runner, port = await serve_locally(app, shutdown_timeout=1.0)
         self.socket_base = f"ws://127.0.0.1:{port}"
         return self
 

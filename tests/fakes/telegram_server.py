@@ -38,6 +38,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.local import serve_locally
+
 DEFAULT_TOKEN = "123456:TEST-fake-telegram-token"
 BOT_USER = {
     "id": 999000,
@@ -147,11 +149,7 @@ class FakeTelegramServer:
     async def __aenter__(self) -> FakeTelegramServer:
         app = web.Application()
         app.router.add_route("*", "/{path:.*}", self._handle)
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
+        self._runner, self.port = await serve_locally(app, shutdown_timeout=1.0)
         return self
 
     async def __aexit__(
